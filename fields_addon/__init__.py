@@ -1,0 +1,21 @@
+"""The Blender side of FIELDS: preferences, operators, panels. The only package that imports bpy.
+
+Modules register in order and unregister in reverse. Heavy imports (onnxruntime, cv2) happen
+inside operators, never at enable time.
+"""
+
+from __future__ import annotations
+
+from . import head, panel, preferences
+
+_modules = (preferences, head, panel)
+
+
+def register() -> None:
+    for module in _modules:
+        module.register()
+
+
+def unregister() -> None:
+    for module in reversed(_modules):
+        module.unregister()

@@ -1,0 +1,244 @@
+"""Build a FLAME-rigged head in Blender from a loaded `FaceModel`, and the "Add Head" operator.
+
+The rig's maths lives in `inference.rig` (bpy-free, tested without Blender); this module only
+turns it into datablocks: a mesh with shape keys, an armature with FLAME's joints, vertex-group
+skinning, and simple-expression drivers for pose correctives and moving joints. Coordinates and
+values are written in bulk with `foreach_set` on float32 arrays.
+"""
+
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+from ..inference.errors import FieldsError
+from ..inference.face_model import JOINT_NAMES, N_POSE_FEATURES, FaceModel, load_face_model
+from ..inference.rig import (
+    FLAME_TO_BLENDER,
+    JOINT_OFFSET_PARTS_PROP,
+    JOINT_OFFSET_PROP,
+    bone_specs,
+    joint_offset_basis,
+    linear_sum_chunks,
+    pivot_location_expression,
+    pivot_name,
+    pose_feature_expression,
+    pose_key_name,
+)
+from . import preferences
+
+SLIDER_RANGE = 10.0  # Blender's hard limit; keys are clamped to their slider range even when driven
+
+
+def _to_blender(points: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(points @ FLAME_TO_BLENDER.T, dtype=np.float32)
+
+
+def _add_variables(driver: bpy.types.Driver, targets: list[tuple[str, bpy.types.ID, str]]) -> None:
+    for name, ident, path in targets:
+        variable = driver.variables.new()
+        variable.name = name
+        variable.type = "SINGLE_PROP"
+        target = variable.targets[0]
+        target.id_type = ident.id_type
+        target.id = ident
+        target.data_path = path
+
+
+def _quaternion_targets(rig: bpy.types.Object, joint: str) -> list[tuple[str, bpy.types.ID, str]]:
+    return [(n, rig, f'pose.bones["{joint}"].rotation_quaternion[{i}]') for i, n in enumerate("wxyz")]
+
+
+def _build_mesh(model: FaceModel, name: str) -> bpy.types.Mesh:
+    mesh = bpy.data.meshes.new(name)
+    faces = model.faces.astype(np.int32)
+    mesh.vertices.add(model.n_verts)
+    mesh.vertices.foreach_set("co", _to_blender(model.v_template).ravel())
+    mesh.loops.add(faces.size)
+    mesh.loops.foreach_set("vertex_index", faces.ravel())
+    mesh.polygons.add(len(faces))
+    mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+    mesh.update(calc_edges=True)
+    mesh.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
+    return mesh
+
+
+def _add_shape_keys(obj: bpy.types.Object, model: FaceModel, identity_keys: bool) -> None:
+    basis = model.v_template
+    obj.shape_key_add(name="Basis", from_mix=False)
+    keys: list[tuple[str, np.ndarray, float, float]] = []
+    if identity_keys:
+        keys += [(n, model.shapedirs[:, :, i], -SLIDER_RANGE, SLIDER_RANGE) for i, n in enumerate(model.shape_names)]
+    keys += [(n, model.exprdirs[:, :, i], -SLIDER_RANGE, SLIDER_RANGE) for i, n in enumerate(model.expression_names)]
+    if model.eyelids is not None:
+        keys += [("eyelid_L", model.eyelids[0], 0.0, 1.0), ("eyelid_R", model.eyelids[1], 0.0, 1.0)]
+    keys += [(pose_key_name(m), model.posedirs[:, :, m], -2.0, 2.0) for m in range(N_POSE_FEATURES)]
+    for key_name, delta, low, high in keys:
+        block = obj.shape_key_add(name=key_name, from_mix=False)
+        block.points.foreach_set("co", _to_blender(basis + delta).ravel())
+        block.slider_min, block.slider_max = low, high
+        block.value = 0.0  # Blender 5 creates new keys at 1.0
+
+
+def _build_armature(context: bpy.types.Context, model: FaceModel, name: str) -> bpy.types.Object:
+    armature = bpy.data.armatures.new(name)
+    rig = bpy.data.objects.new(name, armature)
+    context.collection.objects.link(rig)
+    view_layer = context.view_layer
+    previous = view_layer.objects.active
+    view_layer.objects.active = rig
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        face = armature.collections.new("Face")
+        mechanism = armature.collections.new("Mechanism")
+        mechanism.is_visible = False
+        for spec in bone_specs(model):
+            bone = armature.edit_bones.new(spec.name)
+            bone.head, bone.tail = spec.head, spec.tail
+            bone.align_roll(spec.z_axis)
+            bone.use_deform = spec.deform
+            bone.use_connect = False
+            bone.parent = armature.edit_bones[spec.parent] if spec.parent else None
+            (face if spec.deform else mechanism).assign(bone)
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+        view_layer.objects.active = previous
+    for pose_bone in rig.pose.bones:
+        pose_bone.rotation_mode = "QUATERNION"
+        if pose_bone.name in JOINT_NAMES[1:]:
+            pose_bone.lock_location = (True, True, True)  # FLAME joints only rotate
+    return rig
+
+
+def _skin(obj: bpy.types.Object, rig: bpy.types.Object, model: FaceModel) -> None:
+    for k, joint in enumerate(JOINT_NAMES):
+        group = obj.vertex_groups.new(name=joint)
+        weights = model.weights[:, k]
+        for value in np.unique(weights[weights > 0]):
+            group.add(np.flatnonzero(weights == value).tolist(), float(value), "REPLACE")
+    modifier = obj.modifiers.new("FLAME skinning", "ARMATURE")
+    modifier.object = rig
+    modifier.use_vertex_groups = True
+    modifier.use_bone_envelopes = False
+    modifier.use_deform_preserve_volume = False
+    obj.parent = rig
+
+
+def _add_drivers(obj: bpy.types.Object, rig: bpy.types.Object, model: FaceModel, identity_keys: bool) -> None:
+    key = obj.data.shape_keys
+    # Pose correctives: each pose_NN key is an entry of (R - I) of its joint.
+    for j, joint in enumerate(JOINT_NAMES[1:]):
+        for row in range(3):
+            for col in range(3):
+                block = key.key_blocks[pose_key_name(9 * j + 3 * row + col)]
+                driver = block.driver_add("value").driver
+                driver.type = "SCRIPTED"
+                _add_variables(driver, _quaternion_targets(rig, joint))
+                driver.expression = pose_feature_expression(joint, row, col)
+
+    # Joint offsets: linear in the identity/expression key values, summed in chunks.
+    names, coefficients = joint_offset_basis(model, identity_keys)
+    parts = [(component, expression, [names[i] for i in indices])
+             for component in range(coefficients.shape[1])
+             for expression, indices in linear_sum_chunks(coefficients[:, component])]
+    if not parts:
+        return
+    rig[JOINT_OFFSET_PARTS_PROP] = [0.0] * len(parts)
+    rig[JOINT_OFFSET_PROP] = [0.0] * coefficients.shape[1]
+    for p, (_, expression, key_names) in enumerate(parts):
+        driver = rig.driver_add(f'["{JOINT_OFFSET_PARTS_PROP}"]', p).driver
+        driver.type = "SCRIPTED"
+        _add_variables(driver, [(f"v{i}", key, f'key_blocks["{n}"].value') for i, n in enumerate(key_names)])
+        driver.expression = expression
+    moving = sorted({component for component, _, _ in parts})
+    for component in moving:
+        driver = rig.driver_add(f'["{JOINT_OFFSET_PROP}"]', component).driver
+        driver.type = "SUM"
+        _add_variables(driver, [(f"p{p}", rig, f'["{JOINT_OFFSET_PARTS_PROP}"][{p}]')
+                                for p, (c, _, _) in enumerate(parts) if c == component])
+    # Pivot bones carry (I - Rb) dJ so that each joint turns about its moved position.
+    for k, joint in enumerate(JOINT_NAMES):
+        if not any(3 * k <= c < 3 * k + 3 for c in moving):
+            continue
+        pivot = rig.pose.bones[pivot_name(joint)]
+        offsets = [(f"d{i}", rig, f'["{JOINT_OFFSET_PROP}"][{3 * k + i}]') for i in range(3)]
+        for axis in range(3):
+            driver = pivot.driver_add("location", axis).driver
+            driver.type = "SCRIPTED"
+            _add_variables(driver, _quaternion_targets(rig, joint) + offsets)
+            driver.expression = pivot_location_expression(axis)
+
+
+def build_head(context: bpy.types.Context, model: FaceModel, name: str = "FLAME head",
+               identity_keys: bool = False) -> tuple[bpy.types.Object, bpy.types.Object]:
+    """Create the head mesh and its rig in the active collection; on failure remove what was made."""
+    created: list[bpy.types.ID] = []
+    try:
+        mesh = _build_mesh(model, name)
+        created.append(mesh)
+        obj = bpy.data.objects.new(name, mesh)
+        created.append(obj)
+        context.collection.objects.link(obj)
+        rig = _build_armature(context, model, f"{name} rig")
+        created += [rig, rig.data]
+        _add_shape_keys(obj, model, identity_keys)
+        _skin(obj, rig, model)
+        _add_drivers(obj, rig, model, identity_keys)
+    except Exception:
+        for ident in reversed(created):
+            if isinstance(ident, bpy.types.Object):
+                bpy.data.objects.remove(ident)
+            elif isinstance(ident, bpy.types.Mesh):
+                bpy.data.meshes.remove(ident)
+            elif isinstance(ident, bpy.types.Armature):
+                bpy.data.armatures.remove(ident)
+        raise
+    obj["fields_face_model"] = model.name
+    return obj, rig
+
+
+class FIELDS_OT_add_head(bpy.types.Operator):
+    """Add a FLAME-rigged head: a mesh with expression and pose-corrective shape keys, skinned to
+    FLAME's joints (root, neck, jaw, eyes), from the FLAME file set in the add-on's preferences"""
+
+    bl_idname = "fields.add_head"
+    bl_label = "Add Head"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="FLAME file",
+        description="Face-model file to build from; empty uses the one in the add-on's preferences",
+        subtype="FILE_PATH",
+        options={"SKIP_SAVE"},
+    )
+    identity_keys: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Identity shape keys",
+        description="Also add FLAME's identity components as shape keys (shape_000...), so the face "
+        "itself can be reshaped",
+        default=False,
+    )
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return context.mode == "OBJECT"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        path = self.filepath or preferences.get(context).flame_path
+        if not path:
+            self.report({"ERROR"}, "No FLAME file is set: choose one in Preferences > Add-ons > FIELDS")
+            return {"CANCELLED"}
+        try:
+            model = load_face_model(bpy.path.abspath(path))
+        except FieldsError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        for selected in context.selected_objects:
+            selected.select_set(False)
+        obj, _rig = build_head(context, model, name=f"{model.name} head", identity_keys=self.identity_keys)
+        obj.select_set(True)
+        context.view_layer.objects.active = obj
+        return {"FINISHED"}
+
+
+classes = (FIELDS_OT_add_head,)
+register, unregister = bpy.utils.register_classes_factory(classes)

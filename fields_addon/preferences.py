@@ -1,0 +1,34 @@
+"""Add-on preferences: where the user's own FLAME file lives (FLAME cannot be shipped)."""
+
+from __future__ import annotations
+
+import bpy
+
+# The extension's package (e.g. "bl_ext.user_default.fields"), which preferences are keyed by.
+ADDON_ID = __package__.rpartition(".")[0]
+
+
+class FIELDS_AddonPreferences(bpy.types.AddonPreferences):
+    bl_idname = ADDON_ID
+
+    flame_path: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="FLAME model file",
+        description=(
+            "FLAME 2020/2023 model (generic_model.pkl, flame2023.pkl) or a FLAME-format .npz, "
+            "downloaded by you after accepting FLAME's licence. Eyelid shapes (l_eyelid.npy, "
+            "r_eyelid.npy) beside it are used too"
+        ),
+        subtype="FILE_PATH",
+        default="",
+    )
+
+    def draw(self, context: bpy.types.Context) -> None:
+        self.layout.prop(self, "flame_path")
+
+
+def get(context: bpy.types.Context) -> FIELDS_AddonPreferences:
+    return context.preferences.addons[ADDON_ID].preferences  # type: ignore[return-value]
+
+
+classes = (FIELDS_AddonPreferences,)
+register, unregister = bpy.utils.register_classes_factory(classes)

@@ -1,0 +1,29 @@
+"""Typed errors raised by `inference`, each naming the file it is about.
+
+Callers (the add-on's operators, the command line) show `str(error)` to the user as is, so the
+message is one complete sentence that says which file and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class FieldsError(Exception):
+    """Base class for every error FIELDS reports to a user."""
+
+
+class FileProblem(FieldsError):
+    """A file could not be used; the message names the file and the problem."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str, kind: str = "File") -> None:
+        self.path = os.fspath(path)
+        self.problem = problem
+        super().__init__(f"{kind} '{self.path}' {problem}")
+
+
+class FaceModelError(FileProblem):
+    """A face-model (FLAME-format) file is missing, unreadable, unsafe or malformed."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        super().__init__(path, problem, kind="Face model")
