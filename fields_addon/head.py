@@ -8,6 +8,8 @@ values are written in bulk with `foreach_set` on float32 arrays.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
 import bpy
 import numpy as np
 
@@ -27,6 +29,9 @@ from ..inference.rig import (
 )
 from . import preferences
 
+if TYPE_CHECKING:
+    from bpy._typing.rna_enums import OperatorReturnItems
+
 SLIDER_RANGE = 10.0  # Blender's hard limit; keys are clamped to their slider range even when driven
 
 
@@ -34,7 +39,17 @@ def _to_blender(points: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(points @ FLAME_TO_BLENDER.T, dtype=np.float32)
 
 
-def _add_variables(driver: bpy.types.Driver, targets: list[tuple[str, bpy.types.ID, str]]) -> None:
+Target = tuple[str, Any, str]  # (variable name, ID it reads, data path)
+
+
+def _driver(owner: Any, path: str, index: int = -1, kind: str = "SCRIPTED") -> bpy.types.Driver:
+    fcurve = cast(bpy.types.FCurve, owner.driver_add(path, index))
+    driver = cast(bpy.types.Driver, fcurve.driver)
+    driver.type = kind  # type: ignore[assignment]  # SCRIPTED or SUM
+    return driver
+
+
+def _add_variables(driver: bpy.types.Driver, targets: list[Target]) -> None:
     for name, ident, path in targets:
         variable = driver.variables.new()
         variable.name = name
@@ -45,7 +60,7 @@ def _add_variables(driver: bpy.types.Driver, targets: list[tuple[str, bpy.types.
         target.data_path = path
 
 
-def _quaternion_targets(rig: bpy.types.Object, joint: str) -> list[tuple[str, bpy.types.ID, str]]:
+def _quaternion_targets(rig: bpy.types.Object, joint: str) -> list[Target]:
     return [(n, rig, f'pose.bones["{joint}"].rotation_quaternion[{i}]') for i, n in enumerate("wxyz")]
 
 
@@ -116,7 +131,7 @@ def _skin(obj: bpy.types.Object, rig: bpy.types.Object, model: FaceModel) -> Non
         weights = model.weights[:, k]
         for value in np.unique(weights[weights > 0]):
             group.add(np.flatnonzero(weights == value).tolist(), float(value), "REPLACE")
-    modifier = obj.modifiers.new("FLAME skinning", "ARMATURE")
+    modifier = cast(bpy.types.ArmatureModifier, obj.modifiers.new("FLAME skinning", "ARMATURE"))
     modifier.object = rig
     modifier.use_vertex_groups = True
     modifier.use_bone_envelopes = False
@@ -131,8 +146,7 @@ def _add_drivers(obj: bpy.types.Object, rig: bpy.types.Object, model: FaceModel,
         for row in range(3):
             for col in range(3):
                 block = key.key_blocks[pose_key_name(9 * j + 3 * row + col)]
-                driver = block.driver_add("value").driver
-                driver.type = "SCRIPTED"
+                driver = _driver(block, "value")
                 _add_variables(driver, _quaternion_targets(rig, joint))
                 driver.expression = pose_feature_expression(joint, row, col)
 
@@ -146,14 +160,12 @@ def _add_drivers(obj: bpy.types.Object, rig: bpy.types.Object, model: FaceModel,
     rig[JOINT_OFFSET_PARTS_PROP] = [0.0] * len(parts)
     rig[JOINT_OFFSET_PROP] = [0.0] * coefficients.shape[1]
     for p, (_, expression, key_names) in enumerate(parts):
-        driver = rig.driver_add(f'["{JOINT_OFFSET_PARTS_PROP}"]', p).driver
-        driver.type = "SCRIPTED"
+        driver = _driver(rig, f'["{JOINT_OFFSET_PARTS_PROP}"]', p)
         _add_variables(driver, [(f"v{i}", key, f'key_blocks["{n}"].value') for i, n in enumerate(key_names)])
         driver.expression = expression
     moving = sorted({component for component, _, _ in parts})
     for component in moving:
-        driver = rig.driver_add(f'["{JOINT_OFFSET_PROP}"]', component).driver
-        driver.type = "SUM"
+        driver = _driver(rig, f'["{JOINT_OFFSET_PROP}"]', component, kind="SUM")
         _add_variables(driver, [(f"p{p}", rig, f'["{JOINT_OFFSET_PARTS_PROP}"][{p}]')
                                 for p, (c, _, _) in enumerate(parts) if c == component])
     # Pivot bones carry (I - Rb) dJ so that each joint turns about its moved position.
@@ -163,8 +175,7 @@ def _add_drivers(obj: bpy.types.Object, rig: bpy.types.Object, model: FaceModel,
         pivot = rig.pose.bones[pivot_name(joint)]
         offsets = [(f"d{i}", rig, f'["{JOINT_OFFSET_PROP}"][{3 * k + i}]') for i in range(3)]
         for axis in range(3):
-            driver = pivot.driver_add("location", axis).driver
-            driver.type = "SCRIPTED"
+            driver = _driver(pivot, "location", axis)
             _add_variables(driver, _quaternion_targets(rig, joint) + offsets)
             driver.expression = pivot_location_expression(axis)
 
@@ -172,7 +183,7 @@ def _add_drivers(obj: bpy.types.Object, rig: bpy.types.Object, model: FaceModel,
 def build_head(context: bpy.types.Context, model: FaceModel, name: str = "FLAME head",
                identity_keys: bool = False) -> tuple[bpy.types.Object, bpy.types.Object]:
     """Create the head mesh and its rig in the active collection; on failure remove what was made."""
-    created: list[bpy.types.ID] = []
+    created: list[Any] = []
     try:
         mesh = _build_mesh(model, name)
         created.append(mesh)
@@ -222,7 +233,7 @@ class FIELDS_OT_add_head(bpy.types.Operator):
     def poll(cls, context: bpy.types.Context) -> bool:
         return context.mode == "OBJECT"
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         path = self.filepath or preferences.get(context).flame_path
         if not path:
             self.report({"ERROR"}, "No FLAME file is set: choose one in Preferences > Add-ons > FIELDS")
@@ -241,4 +252,5 @@ class FIELDS_OT_add_head(bpy.types.Operator):
 
 
 classes = (FIELDS_OT_add_head,)
-register, unregister = bpy.utils.register_classes_factory(classes)
+# fake-bpy-module types the factory as returning None; it returns (register, unregister).
+register, unregister = bpy.utils.register_classes_factory(classes)  # type: ignore[func-returns-value, misc]

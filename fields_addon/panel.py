@@ -22,4 +22,5 @@ class FIELDS_PT_reconstruct(bpy.types.Panel):
 
 
 classes = (FIELDS_PT_reconstruct,)
-register, unregister = bpy.utils.register_classes_factory(classes)
+# fake-bpy-module types the factory as returning None; it returns (register, unregister).
+register, unregister = bpy.utils.register_classes_factory(classes)  # type: ignore[func-returns-value, misc]

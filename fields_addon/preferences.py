@@ -31,4 +31,5 @@ def get(context: bpy.types.Context) -> FIELDS_AddonPreferences:
 
 
 classes = (FIELDS_AddonPreferences,)
-register, unregister = bpy.utils.register_classes_factory(classes)
+# fake-bpy-module types the factory as returning None; it returns (register, unregister).
+register, unregister = bpy.utils.register_classes_factory(classes)  # type: ignore[func-returns-value, misc]

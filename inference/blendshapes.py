@@ -64,4 +64,4 @@ class BlendshapeNetwork:
         return np.stack([self.session.run(None, {self._input: face[None]})[0] for face in subset])
 
     def named(self, landmarks_px: np.ndarray) -> dict[str, float]:
-        return dict(zip(MEDIAPIPE_NAMES, map(float, self.scores(landmarks_px))))
+        return dict(zip(MEDIAPIPE_NAMES, map(float, self.scores(landmarks_px)), strict=False))

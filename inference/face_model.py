@@ -88,7 +88,9 @@ def load_face_model(path: str | os.PathLike[str]) -> FaceModel:
         raise FaceModelError(path, "does not exist" if not path.exists() else "is not a file")
     if path.stat().st_size == 0:
         raise FaceModelError(path, "is empty")
-    raw = _read_npz(path) if zipfile.is_zipfile(path) else _read_pickle(path)
+    with open(path, "rb") as handle:
+        is_zip = handle.read(4) == b"PK\x03\x04"  # .npz is a zip; FLAME pickles start with a pickle opcode
+    raw = _read_npz(path) if is_zip else _read_pickle(path)
     try:
         return _build(raw, path)
     except ValueError as exc:

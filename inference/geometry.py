@@ -10,10 +10,10 @@ its generated code) at run time. Must not import bpy.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -76,7 +76,7 @@ def load_canonical_face(path: Path = GEOMETRY_FILE) -> CanonicalFace:
     ids, weights = [], []
     for number, _, value in _fields(path.read_bytes()):
         if number == 1 and isinstance(value, bytes):  # canonical_mesh: Mesh3d
-            for field, wire, item in _fields(value):
+            for field, _wire, item in _fields(value):
                 if field == 3:  # vertex_buffer: float, packed or not
                     assert isinstance(item, bytes)
                     vertex_buffer += struct.unpack(f"<{len(item) // 4}f", item)

