@@ -17,10 +17,10 @@ from ..inference.errors import FieldsError
 from ..inference.face_model import JOINT_NAMES, N_POSE_FEATURES, FaceModel, load_face_model
 from ..inference.rig import (
     FLAME_TO_BLENDER,
-    JOINT_OFFSET_PARTS_PROP,
-    JOINT_OFFSET_PROP,
     bone_specs,
     joint_offset_basis,
+    joint_offset_part_prop,
+    joint_offset_prop,
     linear_sum_chunks,
     pivot_location_expression,
     pivot_name,
@@ -155,25 +155,24 @@ def _add_drivers(obj: bpy.types.Object, rig: bpy.types.Object, model: FaceModel,
     parts = [(component, expression, [names[i] for i in indices])
              for component in range(coefficients.shape[1])
              for expression, indices in linear_sum_chunks(coefficients[:, component])]
-    if not parts:
-        return
-    rig[JOINT_OFFSET_PARTS_PROP] = [0.0] * len(parts)
-    rig[JOINT_OFFSET_PROP] = [0.0] * coefficients.shape[1]
     for p, (_, expression, key_names) in enumerate(parts):
-        driver = _driver(rig, f'["{JOINT_OFFSET_PARTS_PROP}"]', p)
+        rig[joint_offset_part_prop(p)] = 0.0
+        driver = _driver(rig, f'["{joint_offset_part_prop(p)}"]')
         _add_variables(driver, [(f"v{i}", key, f'key_blocks["{n}"].value') for i, n in enumerate(key_names)])
         driver.expression = expression
     moving = sorted({component for component, _, _ in parts})
+    for component in range(coefficients.shape[1]):
+        rig[joint_offset_prop(component)] = 0.0
     for component in moving:
-        driver = _driver(rig, f'["{JOINT_OFFSET_PROP}"]', component, kind="SUM")
-        _add_variables(driver, [(f"p{p}", rig, f'["{JOINT_OFFSET_PARTS_PROP}"][{p}]')
+        driver = _driver(rig, f'["{joint_offset_prop(component)}"]', kind="SUM")
+        _add_variables(driver, [(f"p{p}", rig, f'["{joint_offset_part_prop(p)}"]')
                                 for p, (c, _, _) in enumerate(parts) if c == component])
     # Pivot bones carry (I - Rb) dJ so that each joint turns about its moved position.
     for k, joint in enumerate(JOINT_NAMES):
         if not any(3 * k <= c < 3 * k + 3 for c in moving):
             continue
         pivot = rig.pose.bones[pivot_name(joint)]
-        offsets = [(f"d{i}", rig, f'["{JOINT_OFFSET_PROP}"][{3 * k + i}]') for i in range(3)]
+        offsets = [(f"d{i}", rig, f'["{joint_offset_prop(3 * k + i)}"]') for i in range(3)]
         for axis in range(3):
             driver = _driver(pivot, "location", axis)
             _add_variables(driver, _quaternion_targets(rig, joint) + offsets)
@@ -196,13 +195,11 @@ def build_head(context: bpy.types.Context, model: FaceModel, name: str = "FLAME 
         _skin(obj, rig, model)
         _add_drivers(obj, rig, model, identity_keys)
     except Exception:
-        for ident in reversed(created):
-            if isinstance(ident, bpy.types.Object):
-                bpy.data.objects.remove(ident)
-            elif isinstance(ident, bpy.types.Mesh):
-                bpy.data.meshes.remove(ident)
-            elif isinstance(ident, bpy.types.Armature):
-                bpy.data.armatures.remove(ident)
+        # Objects first: removing an armature's data would take its object with it.
+        for ident in sorted(created, key=lambda ident: not isinstance(ident, bpy.types.Object)):
+            collection = {bpy.types.Object: bpy.data.objects, bpy.types.Mesh: bpy.data.meshes,
+                          bpy.types.Armature: bpy.data.armatures}[type(ident)]
+            collection.remove(ident)
         raise
     obj["fields_face_model"] = model.name
     return obj, rig

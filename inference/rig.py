@@ -16,8 +16,8 @@ per evaluation):
   J0 and an offset dJ = J(shape, expression) - J0, the rig is exact when a pivot bone (MCH-<joint>)
   between a joint's bone and its parent carries the location (I - Rb) dJ in bone-local axes (the
   pivot, not the bone itself, so a driver reading the bone's rotation makes no dependency cycle).
-  dJ is linear in the shape-key values: drivers sum them into custom properties, in chunks because
-  a driver expression holds at most 255 characters.
+  dJ is linear in the shape-key values: drivers sum them into hidden custom properties, in chunks
+  because a driver expression holds at most 255 characters.
 """
 
 from __future__ import annotations
@@ -38,8 +38,18 @@ BONE_AXES = {"root": _UP, "neck": _UP, "jaw": _FORWARD, "eye.L": _FORWARD, "eye.
 BONE_LENGTH = {"root": 0.10, "neck": 0.10, "jaw": 0.25, "eye.L": 0.05, "eye.R": 0.05}  # x head size
 
 MAX_EXPRESSION = 255  # Blender's ChannelDriver.expression is a char[256]
-JOINT_OFFSET_PROP = "fields_joint_offset"
-JOINT_OFFSET_PARTS_PROP = "fields_joint_offset_parts"
+
+
+def joint_offset_prop(component: int) -> str:
+    """Custom property holding joint offset component 3k+axis (a leading '_' hides it in the UI).
+
+    Scalars, not one array: Blender 5.0 left some elements of an array property unevaluated when
+    many drivers wrote to it (measured: 27 of 465), while separate properties are exact."""
+    return f"_fields_joint_offset_{component:02d}"
+
+
+def joint_offset_part_prop(part: int) -> str:
+    return f"_fields_joint_offset_part_{part:03d}"
 
 
 def pivot_name(joint: str) -> str:
@@ -177,13 +187,18 @@ def linear_sum_chunks(coefficients: np.ndarray, tolerance: float = 1e-12) -> lis
     for i, coef in enumerate(coefficients):
         if abs(coef) < tolerance:
             continue
-        term = f"v{len(indices)}*{float(coef):.9g}"
+        term = f"v{len(indices)}*{_fixed(coef)}"
         if len(expression) + len(term) + 1 > MAX_EXPRESSION:
             chunks.append((expression, indices))
             expression, indices = "", list[int]()
-            term = f"v0*{float(coef):.9g}"
+            term = f"v0*{_fixed(coef)}"
         expression = f"{expression}+{term}" if expression else term
         indices.append(i)
     if indices:
         chunks.append((expression, indices))
     return chunks
+
+
+def _fixed(value: float) -> str:
+    """A coefficient in fixed-point notation (12 decimals: picometres per unit, far below float32)."""
+    return f"{float(value):.12f}".rstrip("0").rstrip(".")

@@ -50,7 +50,9 @@ def make_flame_arrays(seed: int = 0, n_lat: int = 14, n_lon: int = 18, n_compone
     feats = np.concatenate([np.ones((n, 1)), verts / 0.1, (verts / 0.1) ** 2], axis=1)  # (n, 7)
 
     def smooth(count: int, scale: float) -> np.ndarray:
-        return np.einsum("vf,fdk->vdk", feats, rng.normal(0, scale, (7, 3, count)))
+        # Decreasing variance, like PCA components: unit coefficients move a vertex by mm to cm.
+        falloff = 1.0 / (1.0 + np.arange(count) / 5.0)
+        return np.einsum("vf,fdk->vdk", feats, rng.normal(0, scale, (7, 3, count))) * falloff
 
     shapedirs = smooth(n_components, 0.004)
     posedirs = smooth(36, 0.002)
