@@ -39,7 +39,7 @@ def evaluated_flame_vertices(obj) -> np.ndarray:  # type: ignore[no-untyped-def]
 def pose_rig(obj, rig, model: FaceModel, shape, expression, pose, eyelids) -> None:  # type: ignore[no-untyped-def]
     keys = obj.data.shape_keys.key_blocks
     for names, values in ((model.shape_names, shape), (model.expression_names, expression)):
-        for name, value in zip(names, values):
+        for name, value in zip(names, values, strict=False):
             keys[name].value = value
     keys["eyelid_L"].value, keys["eyelid_R"].value = eyelids
     for joint, quaternion in flame_pose_to_bone_quaternions(rodrigues(pose)).items():
@@ -66,7 +66,7 @@ def test_rig_stays_exact_with_the_jaw_keyed(blender, flame_pickle: Path) -> None
     model = load_face_model(flame_pickle)
     obj, rig = add_head(flame_pickle)
     expression = np.random.default_rng(5).normal(0, 1, 100)
-    for name, value in zip(model.expression_names, expression):
+    for name, value in zip(model.expression_names, expression, strict=False):
         obj.data.shape_keys.key_blocks[name].value = value
     jaw = rig.pose.bones["jaw"]
     for frame, angle in ((1, 0.0), (11, 0.6)):
