@@ -203,8 +203,8 @@ def build_head(context: bpy.types.Context, model: FaceModel, name: str = "FLAME 
     except Exception:
         # Objects first: removing an armature's data would take its object with it.
         for ident in sorted(created, key=lambda ident: not isinstance(ident, bpy.types.Object)):
-            collection = {bpy.types.Object: bpy.data.objects, bpy.types.Mesh: bpy.data.meshes,
-                          bpy.types.Armature: bpy.data.armatures}[type(ident)]
+            collection: Any = {bpy.types.Object: bpy.data.objects, bpy.types.Mesh: bpy.data.meshes,
+                               bpy.types.Armature: bpy.data.armatures}[type(ident)]
             collection.remove(ident)
         raise
     obj["fields_face_model"] = model.name
