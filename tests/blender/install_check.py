@@ -14,9 +14,8 @@ from pathlib import Path
 
 os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="fields-install-")
 
-import bpy  # noqa: E402
-
-import addon_utils  # noqa: E402  (Blender's own module: on sys.path only once bpy is imported)
+import bpy  # noqa: E402, I001  (first: it puts Blender's own modules on sys.path)
+import addon_utils  # noqa: E402
 
 MODULE = "bl_ext.user_default.fields"
 
