@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import platform
 import re
 import shutil
 import subprocess
@@ -47,6 +48,13 @@ def wheel_platform(filename: str) -> str:
     plat = tag["plat"].split(".")[-1]
     os_name = _BLENDER_PLATFORM[next(k for k in _BLENDER_PLATFORM if plat.startswith(k))]
     arch = "x64" if plat.endswith(("x86_64", "amd64")) else "arm64"
+    return f"{os_name}-{arch}"
+
+
+def current_platform() -> str:
+    """Blender's name for the platform this runs on, e.g. linux-x64."""
+    os_name = {"linux": "linux", "win32": "windows", "darwin": "macos"}[sys.platform]
+    arch = "x64" if platform.machine().lower() in ("x86_64", "amd64") else "arm64"
     return f"{os_name}-{arch}"
 
 

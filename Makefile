@@ -1,0 +1,25 @@
+# Everything runs from a checkout; `make setup` (implied by the others) builds the environments.
+.PHONY: setup test demo build models bench
+
+setup:
+	@bash tools/setup.sh
+
+# Every test: ruff, mypy, pure and Blender tests on bpy 4.5, then the Blender tests on bpy 5.0.
+test: setup
+	.venv/bin/python -m pytest
+	.venv50/bin/python -m pytest tests/blender
+
+# The add-on's main job, headless: build the extension, install it into a fresh Blender, add a head.
+demo: setup
+	.venv/bin/python tools/demo.py $(if $(FLAME),--flame "$(FLAME)")
+
+# The installable zips, CPU and GPU variants, per platform, in dist/.
+build: setup
+	.venv/bin/python tools/build_extension.py
+
+# Re-derive inference/models/ from the pinned MediaPipe wheel (needs the ~2 GB converter env).
+models: setup
+	.venv/bin/python tools/fetch_models.py
+
+bench: setup
+	.venv/bin/python tools/bench_head.py

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Create or reuse the development environments; safe to run again (a venv whose requirements file
+# has not changed since it was built is left alone).
+#   .venv    real Blender 4.5 as `bpy`, test, lint and type-check tools (requirements/dev.txt)
+#   .venv50  real Blender 5.0 as `bpy`, to run the Blender tests again (requirements/blender50.txt)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+  || { echo "Python 3.11 is required (Blender 4.5 and 5.0 embed 3.11); set PYTHON=/path/to/python3.11" >&2; exit 1; }
+
+ensure_venv() {
+  local dir=$1 requirements=$2 stamp want
+  stamp="$dir/.requirements.sha256"
+  want=$(sha256sum "$requirements" | cut -d' ' -f1)
+  if [ -x "$dir/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    return 0
+  fi
+  echo "setting up $dir from $requirements (Blender's bpy wheel is about 1 GB the first time)"
+  [ -x "$dir/bin/python" ] || "$PYTHON" -m venv "$dir"
+  "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+  echo "$want" > "$stamp"
+}
+
+ensure_venv .venv requirements/dev.txt
+ensure_venv .venv50 requirements/blender50.txt
