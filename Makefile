@@ -6,7 +6,7 @@ setup:
 
 # Every test: ruff, mypy, pure and Blender tests on bpy 4.5, then the Blender tests on bpy 5.0.
 test: setup
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest tests
 	.venv50/bin/python -m pytest tests/blender
 
 # The add-on's main job, headless: build the extension, install it into a fresh Blender, add a head.
