@@ -1,0 +1,66 @@
+"""Export a trained encoder: ONNX (opset 17, dynamic batch, named outputs) plus its metadata JSON,
+checked against PyTorch with ONNX Runtime before anything is renamed into place.
+
+The metadata is the model's contract with `inference/` (nanoGPT keeps `model_args` beside the
+weights; we keep inputs, outputs with sizes, labels, the face model's name and sha256, the config
+and the metrics), so inference reads sizes from it instead of hard-coding them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .io import write_atomic, write_with
+from .model import EMOTIONS, OUTPUT_NAMES, Encoder
+
+OPSET = 17
+INPUT_NAME = "features"
+TOLERANCE = 1e-4
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+def export(encoder: Encoder, onnx_path: Path, metadata: dict[str, Any], check_inputs: torch.Tensor) -> float:
+    """Write `onnx_path` and `onnx_path.with_suffix('.json')`; return the largest |ORT - torch|."""
+    import onnxruntime as ort
+
+    encoder = encoder.eval().cpu()
+    sample = check_inputs[:2].float().cpu()
+    worst = 0.0
+
+    def write_onnx(tmp: Path) -> None:
+        nonlocal worst
+        torch.onnx.export(
+            encoder, (sample,), str(tmp), dynamo=False, opset_version=OPSET, input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES), dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, *OUTPUT_NAMES)},
+        )
+        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        batch = check_inputs.float().cpu()
+        got = session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch.numpy()})
+        with torch.no_grad():
+            expected = encoder(batch)
+        worst = max(float(np.abs(g - e.numpy()).max()) for g, e in zip(got, expected, strict=True))
+        if worst > TOLERANCE:
+            raise ExportError(f"ONNX Runtime differs from PyTorch by {worst:.2e} (> {TOLERANCE:g})")
+
+    write_with(onnx_path, write_onnx)
+    with torch.no_grad():
+        sizes = {name: list(t.shape[1:]) for name, t in zip(OUTPUT_NAMES, encoder(sample), strict=True)}
+    document = {
+        "format": "fields-encoder/1",
+        "input": {"name": INPUT_NAME, "size": int(sample.shape[1])},
+        "outputs": [{"name": name, "shape": sizes[name]} for name in OUTPUT_NAMES],
+        "emotions": list(EMOTIONS),
+        "opset": OPSET,
+        "onnx_vs_torch_max_abs": worst,
+        **metadata,
+    }
+    write_atomic(onnx_path.with_suffix(".json"), (json.dumps(document, indent=2) + "\n").encode())
+    return worst

@@ -1,0 +1,76 @@
+"""The FIELDS losses.
+
+1. Direct 3D supervision: the parameter error, and the vertex error it causes through the face
+   model's basis (so each error is weighted by what it does to the face), plus jaw, eyelids, gaze.
+2. 2D consistency: the model's landmarks under the predicted parameters, in the pose-normalised
+   frame the features live in (the observed head pose already removed), aligned by scale and
+   translation, against the observed landmarks' x, y. It needs no labels, so it applies to any
+   image; without the observed pose it would be confounded by rotation, which is why the frame is
+   normalised first.
+3. Intensity-aware emotion: soft targets that mix neutral and the labelled class by the labelled
+   intensity, an intensity regression, and a penalty on expressions stronger than the labelled
+   intensity implies (the predicted expression's projection onto the class prototype beyond the
+   label's intensity).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F  # noqa: N812
+
+from .flame_torch import TorchFlame
+
+CM = 100.0  # the face model is in metres; losses are read in centimetres
+
+
+def flame_pose(jaw: torch.Tensor, gaze: torch.Tensor) -> torch.Tensor:
+    """(B, 5, 3) FLAME pose with the head unrotated: the encoder predicts jaw and eyes only."""
+    batch = jaw.shape[0]
+    zeros = jaw.new_zeros(batch, 1, 3)
+    return torch.cat([zeros, zeros, jaw[:, None], gaze], dim=1)
+
+
+def direct_3d(pred: dict[str, torch.Tensor], target: dict[str, torch.Tensor], flame: TorchFlame,
+              vertex_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    shape = target.get("shape")
+    predicted, _ = flame(pred["expression"], flame_pose(pred["jaw"], pred["gaze"]), shape, pred["eyelids"])
+    actual, _ = flame(target["expression"], flame_pose(target["jaw"], target["gaze"]), shape, target["eyelids"])
+    if vertex_ids is not None:
+        predicted, actual = predicted[:, vertex_ids], actual[:, vertex_ids]
+    return {
+        "params": F.mse_loss(pred["expression"], target["expression"]),
+        "vertices": (predicted - actual).norm(dim=-1).mean() * CM,
+        "jaw": (pred["jaw"] - target["jaw"]).abs().mean(),
+        "eyelids": (pred["eyelids"] - target["eyelids"]).abs().mean(),
+        "gaze": (pred["gaze"] - target["gaze"]).abs().mean(),
+    }
+
+
+def landmark_consistency(pred: dict[str, torch.Tensor], observed: torch.Tensor, flame: TorchFlame,
+                         landmark_vertices: torch.Tensor, shape: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean 2D distance (cm) between observed pose-normalised landmarks (B, N, 3) and the model's
+    corresponding vertices under the prediction, after the best scale and translation."""
+    vertices, _ = flame(pred["expression"], flame_pose(pred["jaw"], pred["gaze"]), shape, pred["eyelids"])
+    model_xy = vertices[:, landmark_vertices, :2] * CM
+    seen_xy = observed[..., :2]
+    model_c = model_xy - model_xy.mean(1, keepdim=True)
+    seen_c = seen_xy - seen_xy.mean(1, keepdim=True)
+    scale = (model_c * seen_c).sum((1, 2), keepdim=True) / model_c.square().sum((1, 2), keepdim=True).clamp_min(1e-9)
+    return (scale * model_c - seen_c).norm(dim=-1).mean()
+
+
+def emotion(logits: torch.Tensor, intensity: torch.Tensor, expression: torch.Tensor, label: torch.Tensor,
+            label_intensity: torch.Tensor, prototypes: torch.Tensor) -> dict[str, torch.Tensor]:
+    """`label` in 0..7 (0 = neutral), `label_intensity` in [0, 1], `prototypes` (8, n_expr): each
+    class's full-intensity expression in the model's parameters (neutral's is zero)."""
+    classes = logits.shape[1]
+    s = torch.where(label == 0, torch.ones_like(label_intensity), label_intensity)
+    soft = F.one_hot(label, classes).float() * s[:, None]
+    soft[:, 0] += 1 - s
+    cross_entropy = -(soft * F.log_softmax(logits, dim=1)).sum(1).mean()
+    regression = (intensity[:, 0] - torch.where(label == 0, torch.zeros_like(s), s)).abs().mean()
+    proto = prototypes[label]
+    norm = proto.square().sum(1).clamp_min(1e-9)
+    strength = (expression * proto).sum(1) / norm  # 1.0 = the full prototype
+    exaggeration = torch.where(label == 0, torch.zeros_like(s), F.relu(strength - label_intensity)).square().mean()
+    return {"emotion": cross_entropy, "intensity": regression, "exaggeration": exaggeration}
