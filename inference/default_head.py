@@ -54,9 +54,7 @@ ARKIT_TO_PARAMS: dict[str, tuple] = {
     "jawLeft": ("pose", JAW, Y, +1),
     "jawRight": ("pose", JAW, Y, -1),
 }
-ARKIT_TO_PARAMS.update({
-    name: ("expression", name) for name in ARKIT_NAMES if name not in ARKIT_TO_PARAMS
-})
+ARKIT_TO_PARAMS.update({name: ("expression", name) for name in ARKIT_NAMES if name not in ARKIT_TO_PARAMS})
 EXPRESSION_UNITS = tuple(name for name in ARKIT_NAMES if ARKIT_TO_PARAMS[name][0] == "expression")
 
 
@@ -131,8 +129,9 @@ def project_frontal(vertices: np.ndarray) -> np.ndarray:
     return np.stack([u, v], axis=-1)
 
 
-def landmarks(model: FaceModel, mapping: ArkitMapping, weights: np.ndarray | None = None,
-              shape: np.ndarray | None = None) -> np.ndarray:
+def landmarks(
+    model: FaceModel, mapping: ArkitMapping, weights: np.ndarray | None = None, shape: np.ndarray | None = None
+) -> np.ndarray:
     """The 478 MediaPipe landmarks (metres, head axes) of the head posed by ARKit weights."""
     from .forward import forward  # local: forward imports face_model only, but keeps this light
 
@@ -151,8 +150,9 @@ class UnitResponse:
     top_increase: float
 
 
-def referee_scores(network: object, model: FaceModel, mapping: ArkitMapping,
-                   weights: np.ndarray | None = None) -> dict[str, float]:
+def referee_scores(
+    network: object, model: FaceModel, mapping: ArkitMapping, weights: np.ndarray | None = None
+) -> dict[str, float]:
     """MediaPipe's blendshape scores of the head in the fixed frontal view."""
     return network.named(project_frontal(landmarks(model, mapping, weights)))  # type: ignore[attr-defined]
 

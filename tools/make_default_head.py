@@ -37,7 +37,6 @@ from inference.default_head import (  # noqa: E402
     project_frontal,
 )
 from inference.face_model import JOINT_NAMES  # noqa: E402
-from inference.forward import pose_features, rodrigues  # noqa: E402
 from inference.geometry import load_canonical_face  # noqa: E402
 
 CM = 0.01  # the canonical mesh is in centimetres; FLAME is in metres
@@ -130,8 +129,7 @@ def iris_disc(centre: np.ndarray, radius: float, iris_radius: float) -> np.ndarr
     from 0.18 to 0.14 with it.)"""
     depth = np.sqrt(radius**2 - iris_radius**2) + 0.04
     angles = np.arange(IRIS_RING) * 2 * np.pi / IRIS_RING
-    ring = np.stack([np.cos(angles) * iris_radius, np.sin(angles) * iris_radius,
-                     np.full(IRIS_RING, depth)], -1)
+    ring = np.stack([np.cos(angles) * iris_radius, np.sin(angles) * iris_radius, np.full(IRIS_RING, depth)], -1)
     return np.concatenate([[[0, 0, radius + 0.06]], ring]) + centre
 
 
@@ -161,13 +159,17 @@ def build_head(canonical: np.ndarray, triangles: np.ndarray, neutral_offsets: np
     # Iris landmarks first (468-472 right eye, 473-477 left eye), then the rest of each disc.
     eye_parts: dict[str, list[np.ndarray]] = {}
     centres = {}
-    for side, sign in (("R", -1.0), ("L", 1.0)):
+    for side, _sign in (("R", -1.0), ("L", 1.0)):
         upper = EYE_UPPER if side == "L" else mirror_ids(EYE_UPPER, mirror468)
         lower = EYE_LOWER if side == "L" else mirror_ids(EYE_LOWER, mirror468)
         contour = face[upper + lower]
-        centre = np.array([(face[upper[0], 0] + face[upper[-1], 0]) / 2,
-                           (contour[:, 1].max() + contour[:, 1].min()) / 2 + cal.iris_height,
-                           contour[:, 2].max() + 0.12 - EYE_RADIUS])
+        centre = np.array(
+            [
+                (face[upper[0], 0] + face[upper[-1], 0]) / 2,
+                (contour[:, 1].max() + contour[:, 1].min()) / 2 + cal.iris_height,
+                contour[:, 2].max() + 0.12 - EYE_RADIUS,
+            ]
+        )
         centres[side] = centre
         disc = iris_disc(centre, EYE_RADIUS, cal.iris_radius)
         eye_parts[side] = [disc]
@@ -221,8 +223,7 @@ def build_head(canonical: np.ndarray, triangles: np.ndarray, neutral_offsets: np
     dist = np.linalg.norm(all_verts[:, None] - flipped[None], axis=2)
     mirror = dist.argmin(axis=1)
     assert dist.min(axis=1).max() < 1e-6, "the head must be exactly symmetric"
-    return Head(all_verts, all_faces, len(face), {s: np.array(v) for s, v in eyes.items()}, centres,
-                tongue_ids, mirror)
+    return Head(all_verts, all_faces, len(face), {s: np.array(v) for s, v in eyes.items()}, centres, tongue_ids, mirror)
 
 
 def fix_winding(verts: np.ndarray, faces: np.ndarray, rows: range) -> None:
@@ -256,8 +257,12 @@ class Sculptor:
             rows += [i, j]
             cols += [j, i]
             vals += [cot, cot]
-        tri_area = np.linalg.norm(np.cross(verts[faces[:, 1]] - verts[faces[:, 0]],
-                                           verts[faces[:, 2]] - verts[faces[:, 0]]), axis=1) / 2
+        tri_area = (
+            np.linalg.norm(
+                np.cross(verts[faces[:, 1]] - verts[faces[:, 0]], verts[faces[:, 2]] - verts[faces[:, 0]]), axis=1
+            )
+            / 2
+        )
         for col in range(3):
             np.add.at(area, faces[:, col], tri_area / 3)
         weights = coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
@@ -284,8 +289,9 @@ class Sculptor:
         free = ~fixed
         field = known.copy()
         if free.any():
-            field[free] = -np.linalg.solve(self.energy[np.ix_(free, free)],
-                                           self.energy[np.ix_(free, fixed)] @ known[fixed])
+            field[free] = -np.linalg.solve(
+                self.energy[np.ix_(free, free)], self.energy[np.ix_(free, fixed)] @ known[fixed]
+            )
         return field
 
 
@@ -295,7 +301,7 @@ def handle_set(*groups: tuple[list[int], object]) -> dict[int, np.ndarray]:
     for ids, disp in groups:
         disp = np.asarray(disp, dtype=np.float64)
         rows = np.broadcast_to(disp, (len(ids), 3)) if disp.ndim == 1 else disp
-        for i, row in zip(ids, rows):
+        for i, row in zip(ids, rows, strict=True):
             out[int(i)] = row.copy()
     return out
 
@@ -338,8 +344,9 @@ def neutral_basis(sculptor: Sculptor, face: np.ndarray, mirror: np.ndarray) -> d
     upper, lower = both(LIP_UPPER_INNER[1:], mirror), both(LIP_LOWER_INNER[1:], mirror)
     gap = face[upper, 1] - face[lower, 1]
     corners = both(LIP_UPPER_INNER[:1] + LIP_UPPER_OUTER[:1], mirror)
-    basis["lip_close"] = sculptor.solve(handle_set(
-        (upper, -gap[:, None] / 2 * up), (lower, gap[:, None] / 2 * up), (corners, np.zeros(3))), 1.6)
+    basis["lip_close"] = sculptor.solve(
+        handle_set((upper, -gap[:, None] / 2 * up), (lower, gap[:, None] / 2 * up), (corners, np.zeros(3))), 1.6
+    )
     return basis
 
 
@@ -347,9 +354,13 @@ def eye_centre(face: np.ndarray, mirror: np.ndarray, side: str, cal: Calibration
     upper = EYE_UPPER if side == "L" else mirror_ids(EYE_UPPER, mirror)
     lower = EYE_LOWER if side == "L" else mirror_ids(EYE_LOWER, mirror)
     contour = face[upper + lower]
-    return np.array([(face[upper[0], 0] + face[upper[-1], 0]) / 2,
-                     (contour[:, 1].max() + contour[:, 1].min()) / 2 + cal.iris_height,
-                     contour[:, 2].max() + 0.12 - EYE_RADIUS])
+    return np.array(
+        [
+            (face[upper[0], 0] + face[upper[-1], 0]) / 2,
+            (contour[:, 1].max() + contour[:, 1].min()) / 2 + cal.iris_height,
+            contour[:, 2].max() + 0.12 - EYE_RADIUS,
+        ]
+    )
 
 
 def neutral_face(canonical: np.ndarray, basis: dict[str, np.ndarray], cal: Calibration) -> np.ndarray:
@@ -358,32 +369,50 @@ def neutral_face(canonical: np.ndarray, basis: dict[str, np.ndarray], cal: Calib
 
 def neutral_landmarks(face: np.ndarray, mirror: np.ndarray, cal: Calibration) -> np.ndarray:
     points = [face]
-    for side, sign in (("R", -1.0), ("L", 1.0)):
+    for side, _sign in (("R", -1.0), ("L", 1.0)):
         disc = iris_disc(eye_centre(face, mirror, side, cal), EYE_RADIUS, cal.iris_radius)
         points.append(disc[[0, 1, 1 + IRIS_RING // 4, 1 + IRIS_RING // 2, 1 + 3 * IRIS_RING // 4]])
     return np.concatenate(points) * CM
 
 
-def calibrate_neutral(network: BlendshapeNetwork, canonical: np.ndarray, basis: dict[str, np.ndarray],
-                      mirror: np.ndarray) -> Calibration:
+def calibrate_neutral(
+    network: BlendshapeNetwork, canonical: np.ndarray, basis: dict[str, np.ndarray], mirror: np.ndarray
+) -> Calibration:
     keys = ("upper_lid", "lower_lid", "lip_close", "brow_raise", "iris_height", "iris_radius")
-    bounds = {"upper_lid": (0.0, 0.45), "lower_lid": (-0.1, 0.2), "lip_close": (0.0, 1.0),
-              "brow_raise": (0.0, 0.4), "iris_height": (-0.15, 0.15), "iris_radius": (0.45, 0.7)}
+    bounds = {
+        "upper_lid": (0.0, 0.45),
+        "lower_lid": (-0.1, 0.2),
+        "lip_close": (0.0, 1.0),
+        "brow_raise": (0.0, 0.4),
+        "iris_height": (-0.15, 0.15),
+        "iris_radius": (0.45, 0.7),
+    }
 
     def make(x: np.ndarray) -> Calibration:
-        return Calibration(**{k: float(np.clip(v, *bounds[k])) for k, v in zip(keys, x)})
+        return Calibration(**{k: float(np.clip(v, *bounds[k])) for k, v in zip(keys, x, strict=True)})
 
     def cost(x: np.ndarray) -> float:
         cal = make(x)
-        scores = network.scores(project_frontal(neutral_landmarks(neutral_face(canonical, basis, cal), mirror, cal)))[1:]
+        scores = network.scores(project_frontal(neutral_landmarks(neutral_face(canonical, basis, cal), mirror, cal)))[
+            1:
+        ]
         # A soft maximum (log-sum-exp at 0.02): every unit near the top is pushed down together.
         return float(0.02 * np.log(np.exp(scores / 0.02).sum()))
 
     best = None
-    for start in (Calibration(), Calibration(0.3, 0.0, 0.8, 0.2, 0.05, 0.6), Calibration(0.2, 0.05, 1.0, 0.3, -0.05, 0.5)):
+    for start in (
+        Calibration(),
+        Calibration(0.3, 0.0, 0.8, 0.2, 0.05, 0.6),
+        Calibration(0.2, 0.05, 1.0, 0.3, -0.05, 0.5),
+    ):
         x0 = np.array([getattr(start, k) for k in keys])
-        result = minimize(cost, x0, method="Powell", bounds=[bounds[k] for k in keys],
-                          options={"maxiter": 3000, "xtol": 1e-3, "ftol": 1e-5})
+        result = minimize(
+            cost,
+            x0,
+            method="Powell",
+            bounds=[bounds[k] for k in keys],
+            options={"maxiter": 3000, "xtol": 1e-3, "ftol": 1e-5},
+        )
         if best is None or result.fun < best.fun:
             best = result
     assert best is not None
@@ -429,7 +458,7 @@ def regressor_and_weights(head: Head, w_jaw: np.ndarray) -> tuple[np.ndarray, np
     for side, joint in (("L", "eye.L"), ("R", "eye.R")):
         k = JOINT_NAMES.index(joint)
         weights[head.eyes[side], k] = 1.0
-        sphere = head.eyes[side][5 + IRIS_RING - 4:]  # the eyeball sphere, whose mean is its centre
+        sphere = head.eyes[side][5 + IRIS_RING - 4 :]  # the eyeball sphere, whose mean is its centre
         regressor[k, sphere] = 1.0 / len(sphere)
     return regressor, weights
 
@@ -455,52 +484,102 @@ def left_units(face: np.ndarray, mirror: np.ndarray) -> dict[str, tuple[dict[int
         # AU5 upper lid raiser.
         "eyeWideLeft": (handle_set((EYE_UPPER, lid * [0, 0.28, 0.02]), (EYE_LOWER, lid * [0, -0.04, 0])), 1.6),
         # AU4 brow lowerer: inner brow down and toward the midline most.
-        "browDownLeft": (handle_set((inner_brow, [-0.22, -0.5, 0.05]), (mid_brow, [-0.1, -0.38, 0.03]),
-                                    (outer_brow, [0, -0.25, 0]), (EYE_UPPER, lid * [0, -0.06, 0])), 2.6),
+        "browDownLeft": (
+            handle_set(
+                (inner_brow, [-0.22, -0.5, 0.05]),
+                (mid_brow, [-0.1, -0.38, 0.03]),
+                (outer_brow, [0, -0.25, 0]),
+                (EYE_UPPER, lid * [0, -0.06, 0]),
+            ),
+            2.6,
+        ),
         # AU2 outer brow raiser.
-        "browOuterUpLeft": (handle_set((outer_brow, [0.02, 0.6, 0]), (mid_brow, [0, 0.32, 0]),
-                                       (inner_brow, [0, 0.04, 0])), 3.0),
+        "browOuterUpLeft": (
+            handle_set((outer_brow, [0.02, 0.6, 0]), (mid_brow, [0, 0.32, 0]), (inner_brow, [0, 0.04, 0])),
+            3.0,
+        ),
         # AU6 cheek raiser: infraorbital cheek up and out, lower lid pushed up.
         "cheekSquintLeft": (handle_set((CHEEK, [0.05, 0.38, 0.12]), (EYE_LOWER, lid * [0, 0.12, 0.03])), 2.4),
         # AU9 nose wrinkler: nose wing and the upper lip beside it up, inner brow a little down.
-        "noseSneerLeft": (handle_set((NOSE_WING, [0.04, 0.35, 0.02]), ([270, 269, 409], [0, 0.14, 0]),
-                                     ([285, 336], [0, -0.1, 0])), 2.0),
+        "noseSneerLeft": (
+            handle_set((NOSE_WING, [0.04, 0.35, 0.02]), ([270, 269, 409], [0, 0.14, 0]), ([285, 336], [0, -0.1, 0])),
+            2.0,
+        ),
         # AU12 lip corner puller: corners up, out and back along the zygomaticus, cheek up.
-        "mouthSmileLeft": (handle_set(lips(LIP_UPPER_OUTER, taper, [0.55, 0.6, -0.3]),
-                                      lips(LIP_UPPER_INNER, taper, [0.55, 0.6, -0.3]),
-                                      lips(LIP_LOWER_OUTER, taper, [0.55, 0.6, -0.3]),
-                                      lips(LIP_LOWER_INNER, taper, [0.55, 0.6, -0.3]),
-                                      ([425, 411, 427], [0.1, 0.3, 0.12])), 3.2),
+        "mouthSmileLeft": (
+            handle_set(
+                lips(LIP_UPPER_OUTER, taper, [0.55, 0.6, -0.3]),
+                lips(LIP_UPPER_INNER, taper, [0.55, 0.6, -0.3]),
+                lips(LIP_LOWER_OUTER, taper, [0.55, 0.6, -0.3]),
+                lips(LIP_LOWER_INNER, taper, [0.55, 0.6, -0.3]),
+                ([425, 411, 427], [0.1, 0.3, 0.12]),
+            ),
+            3.2,
+        ),
         # AU15 lip corner depressor.
-        "mouthFrownLeft": (handle_set(lips(LIP_UPPER_OUTER, taper, [0.05, -0.5, 0]),
-                                      lips(LIP_UPPER_INNER, taper, [0.05, -0.5, 0]),
-                                      lips(LIP_LOWER_OUTER, taper, [0.05, -0.5, 0]),
-                                      lips(LIP_LOWER_INNER, taper, [0.05, -0.5, 0])), 2.8),
+        "mouthFrownLeft": (
+            handle_set(
+                lips(LIP_UPPER_OUTER, taper, [0.05, -0.5, 0]),
+                lips(LIP_UPPER_INNER, taper, [0.05, -0.5, 0]),
+                lips(LIP_LOWER_OUTER, taper, [0.05, -0.5, 0]),
+                lips(LIP_LOWER_INNER, taper, [0.05, -0.5, 0]),
+            ),
+            2.8,
+        ),
         # AU14 dimpler: corners tighten and move back.
-        "mouthDimpleLeft": (handle_set(lips(LIP_UPPER_OUTER, taper, [0.35, 0.04, -0.45]),
-                                       lips(LIP_UPPER_INNER, taper, [0.35, 0.04, -0.45]),
-                                       lips(LIP_LOWER_OUTER, taper, [0.35, 0.04, -0.45]),
-                                       lips(LIP_LOWER_INNER, taper, [0.35, 0.04, -0.45])), 2.4),
+        "mouthDimpleLeft": (
+            handle_set(
+                lips(LIP_UPPER_OUTER, taper, [0.35, 0.04, -0.45]),
+                lips(LIP_UPPER_INNER, taper, [0.35, 0.04, -0.45]),
+                lips(LIP_LOWER_OUTER, taper, [0.35, 0.04, -0.45]),
+                lips(LIP_LOWER_INNER, taper, [0.35, 0.04, -0.45]),
+            ),
+            2.4,
+        ),
         # AU20 lip stretcher: corners straight out, lips flatten.
-        "mouthStretchLeft": (handle_set(lips(LIP_UPPER_OUTER, taper, [0.65, -0.18, -0.15]),
-                                        lips(LIP_UPPER_INNER, taper, [0.65, -0.18, -0.15]),
-                                        lips(LIP_LOWER_OUTER, taper, [0.65, -0.25, -0.15]),
-                                        lips(LIP_LOWER_INNER, taper, [0.65, -0.25, -0.15])), 3.0),
+        "mouthStretchLeft": (
+            handle_set(
+                lips(LIP_UPPER_OUTER, taper, [0.65, -0.18, -0.15]),
+                lips(LIP_UPPER_INNER, taper, [0.65, -0.18, -0.15]),
+                lips(LIP_LOWER_OUTER, taper, [0.65, -0.25, -0.15]),
+                lips(LIP_LOWER_INNER, taper, [0.65, -0.25, -0.15]),
+            ),
+            3.0,
+        ),
         # AU24 lip presser: the red of both lips thins as they press together (this half).
-        "mouthPressLeft": (handle_set(lips(LIP_UPPER_OUTER[1:], half[1:], [0, -0.13, -0.05]),
-                                      lips(LIP_LOWER_OUTER[1:], half[1:], [0, 0.2, -0.05]),
-                                      (LIP_UPPER_INNER + LIP_LOWER_INNER[1:], [0, 0, 0])), 1.4),
+        "mouthPressLeft": (
+            handle_set(
+                lips(LIP_UPPER_OUTER[1:], half[1:], [0, -0.13, -0.05]),
+                lips(LIP_LOWER_OUTER[1:], half[1:], [0, 0.2, -0.05]),
+                (LIP_UPPER_INNER + LIP_LOWER_INNER[1:], [0, 0, 0]),
+            ),
+            1.4,
+        ),
         # AU16 lower lip depressor (this half): lower lip down and out, the teeth would show.
-        "mouthLowerDownLeft": (handle_set(lips(LIP_LOWER_OUTER[1:], half[1:], [0.08, -0.45, 0.05]),
-                                          lips(LIP_LOWER_INNER[1:], half[1:], [0.08, -0.45, 0.05]),
-                                          ([291, 308], [0, 0, 0])), 2.4),
+        "mouthLowerDownLeft": (
+            handle_set(
+                lips(LIP_LOWER_OUTER[1:], half[1:], [0.08, -0.45, 0.05]),
+                lips(LIP_LOWER_INNER[1:], half[1:], [0.08, -0.45, 0.05]),
+                ([291, 308], [0, 0, 0]),
+            ),
+            2.4,
+        ),
         # AU10 upper lip raiser (this half).
-        "mouthUpperUpLeft": (handle_set(lips(LIP_UPPER_OUTER[1:], half[1:], [0.03, 0.4, 0.05]),
-                                        lips(LIP_UPPER_INNER[1:], half[1:], [0.03, 0.4, 0.05]),
-                                        ([291, 308], [0, 0, 0])), 2.4),
+        "mouthUpperUpLeft": (
+            handle_set(
+                lips(LIP_UPPER_OUTER[1:], half[1:], [0.03, 0.4, 0.05]),
+                lips(LIP_UPPER_INNER[1:], half[1:], [0.03, 0.4, 0.05]),
+                ([291, 308], [0, 0, 0]),
+            ),
+            2.4,
+        ),
         # Both lips slide toward the subject's left (no FACS unit).
-        "mouthLeft": (handle_set((both(LIP_UPPER_OUTER + LIP_LOWER_OUTER + LIP_UPPER_INNER + LIP_LOWER_INNER,
-                                       mirror), [0.6, 0, 0])), 3.0),
+        "mouthLeft": (
+            handle_set(
+                (both(LIP_UPPER_OUTER + LIP_LOWER_OUTER + LIP_UPPER_INNER + LIP_LOWER_INNER, mirror), [0.6, 0, 0])
+            ),
+            3.0,
+        ),
     }
     del lower_gap
     return units
@@ -518,30 +597,69 @@ def midline_units(face: np.ndarray, mirror: np.ndarray) -> dict[str, tuple[dict[
         # AU1 inner brow raiser (bilateral only).
         "browInnerUp": (handle_set((inner_brow, [0, 0.65, 0]), (mid_brow, [0, 0.3, 0]), ([9, 151], [0, 0.3, 0])), 3.0),
         # AU28 lip suck: the red of the lower lip rolls in behind its inner line.
-        "mouthRollLower": (handle_set((LIP_LOWER_OUTER[1:], -low_out[1:] * 0.8 + [0, 0, -0.25]),
-                                      (LIP_LOWER_INNER[1:], [0, 0.02, -0.2])), 1.5),
-        "mouthRollUpper": (handle_set((LIP_UPPER_OUTER[1:], -up_out[1:] * 0.8 + [0, 0, -0.25]),
-                                      (LIP_UPPER_INNER[1:], [0, -0.02, -0.2])), 1.5),
+        "mouthRollLower": (
+            handle_set(
+                (LIP_LOWER_OUTER[1:], -low_out[1:] * 0.8 + [0, 0, -0.25]), (LIP_LOWER_INNER[1:], [0, 0.02, -0.2])
+            ),
+            1.5,
+        ),
+        "mouthRollUpper": (
+            handle_set(
+                (LIP_UPPER_OUTER[1:], -up_out[1:] * 0.8 + [0, 0, -0.25]), (LIP_UPPER_INNER[1:], [0, -0.02, -0.2])
+            ),
+            1.5,
+        ),
         # AU17 chin raiser: chin boss and lower lip up and forward, pushing the upper lip up.
-        "mouthShrugLower": (handle_set((CHIN, [0, 0.35, 0.15]), (LIP_LOWER_OUTER[1:], [0, 0.28, 0.2]),
-                                       (LIP_LOWER_INNER[1:], [0, 0.22, 0.15]), (LIP_UPPER_INNER[1:], [0, 0.12, 0.05]),
-                                       (LIP_UPPER_OUTER[1:], [0, 0.1, 0.05])), 3.0),
+        "mouthShrugLower": (
+            handle_set(
+                (CHIN, [0, 0.35, 0.15]),
+                (LIP_LOWER_OUTER[1:], [0, 0.28, 0.2]),
+                (LIP_LOWER_INNER[1:], [0, 0.22, 0.15]),
+                (LIP_UPPER_INNER[1:], [0, 0.12, 0.05]),
+                (LIP_UPPER_OUTER[1:], [0, 0.1, 0.05]),
+            ),
+            3.0,
+        ),
         # AU17's effect on the upper lip: upper lip pushed up and out.
-        "mouthShrugUpper": (handle_set((LIP_UPPER_OUTER[1:], [0, 0.22, 0.2]), (LIP_UPPER_INNER[1:], [0, 0.2, 0.18]),
-                                       (LIP_LOWER_INNER[1:], [0, 0.12, 0.08]), (LIP_LOWER_OUTER[1:], [0, 0.1, 0.08])), 2.4),
+        "mouthShrugUpper": (
+            handle_set(
+                (LIP_UPPER_OUTER[1:], [0, 0.22, 0.2]),
+                (LIP_UPPER_INNER[1:], [0, 0.2, 0.18]),
+                (LIP_LOWER_INNER[1:], [0, 0.12, 0.08]),
+                (LIP_LOWER_OUTER[1:], [0, 0.1, 0.08]),
+            ),
+            2.4,
+        ),
         # AU8 lips toward each other: the lip part of closing against an open jaw.
-        "mouthClose": (handle_set((LIP_UPPER_INNER[1:], [0, -0.3, 0]), (LIP_UPPER_OUTER[1:], [0, -0.25, 0]),
-                                  (LIP_LOWER_INNER[1:], [0, 0.55, 0.05]), (LIP_LOWER_OUTER[1:], [0, 0.5, 0.05])), 2.0),
+        "mouthClose": (
+            handle_set(
+                (LIP_UPPER_INNER[1:], [0, -0.3, 0]),
+                (LIP_UPPER_OUTER[1:], [0, -0.25, 0]),
+                (LIP_LOWER_INNER[1:], [0, 0.55, 0.05]),
+                (LIP_LOWER_OUTER[1:], [0, 0.5, 0.05]),
+            ),
+            2.0,
+        ),
         # AU22 lip funneler: corners in, lips out and parted into an O.
-        "mouthFunnel": (handle_set((LIP_UPPER_OUTER, medial * 0.55 + [0, 0, 0.55]),
-                                   (LIP_LOWER_OUTER, medial * 0.55 + [0, 0, 0.55]),
-                                   (LIP_UPPER_INNER, medial * 0.55 + [0, 0.22, 0.45]),
-                                   (LIP_LOWER_INNER, medial * 0.55 + [0, -0.3, 0.45])), 2.6),
+        "mouthFunnel": (
+            handle_set(
+                (LIP_UPPER_OUTER, medial * 0.55 + [0, 0, 0.55]),
+                (LIP_LOWER_OUTER, medial * 0.55 + [0, 0, 0.55]),
+                (LIP_UPPER_INNER, medial * 0.55 + [0, 0.22, 0.45]),
+                (LIP_LOWER_INNER, medial * 0.55 + [0, -0.3, 0.45]),
+            ),
+            2.6,
+        ),
         # AU18 lip pucker: corners far in, closed lips pushed forward.
-        "mouthPucker": (handle_set((LIP_UPPER_OUTER, medial * 0.8 + [0, 0, 0.7]),
-                                   (LIP_LOWER_OUTER, medial * 0.8 + [0, 0, 0.7]),
-                                   (LIP_UPPER_INNER, medial * 0.8 + [0, -0.05, 0.6]),
-                                   (LIP_LOWER_INNER, medial * 0.8 + [0, 0.05, 0.6])), 2.6),
+        "mouthPucker": (
+            handle_set(
+                (LIP_UPPER_OUTER, medial * 0.8 + [0, 0, 0.7]),
+                (LIP_LOWER_OUTER, medial * 0.8 + [0, 0, 0.7]),
+                (LIP_UPPER_INNER, medial * 0.8 + [0, -0.05, 0.6]),
+                (LIP_LOWER_INNER, medial * 0.8 + [0, 0.05, 0.6]),
+            ),
+            2.6,
+        ),
         # AU34 puff: handled as a bulge below, but the lips close and press a little.
         "cheekPuff": (handle_set((everything, forward * 0.15)), 1.5),
     }
@@ -576,8 +694,9 @@ def eyelid_field(sculptor: Sculptor, face: np.ndarray, centre: np.ndarray) -> np
 def lid_follow_field(sculptor: Sculptor) -> np.ndarray:
     """Pose corrective per unit of sin(pitch) of the left eye: the lids follow the gaze (FACS AU63/64)."""
     lid = profile(len(EYE_UPPER))[:, None]
-    return sculptor.solve(handle_set((EYE_UPPER, lid * [0, -0.6 * EYE_RADIUS, 0]),
-                                     (EYE_LOWER, lid * [0, -0.25 * EYE_RADIUS, 0])), 1.4)
+    return sculptor.solve(
+        handle_set((EYE_UPPER, lid * [0, -0.6 * EYE_RADIUS, 0]), (EYE_LOWER, lid * [0, -0.25 * EYE_RADIUS, 0])), 1.4
+    )
 
 
 def identity_fields(head: Head, sculptor: Sculptor) -> dict[str, np.ndarray]:
@@ -593,15 +712,27 @@ def identity_fields(head: Head, sculptor: Sculptor) -> dict[str, np.ndarray]:
         "jaw_width": np.stack([0.12 * x * smoothstep((-3.0 - y) / 4.0), 0 * y, 0 * z], 1),
         "nose_length": near(nose_tip, 2.6)[:, None] * [0, -0.15, 0.45],
         "nose_width": np.stack([0.2 * x * near(nose_base, 2.2), 0 * y, 0 * z], 1),
-        "eye_spacing": np.stack([0.3 * np.sign(x) * np.maximum(near(head.eye_centres["L"], 2.6),
-                                                               near(head.eye_centres["R"], 2.6)), 0 * y, 0 * z], 1),
-        "brow_ridge": (near(face[9] + [0, 0.6, 0], 3.5) + near(face[334], 2.5) + near(face[105], 2.5))[:, None] * [0, 0.08, 0.25],
+        "eye_spacing": np.stack(
+            [
+                0.3 * np.sign(x) * np.maximum(near(head.eye_centres["L"], 2.6), near(head.eye_centres["R"], 2.6)),
+                0 * y,
+                0 * z,
+            ],
+            1,
+        ),
+        "brow_ridge": (near(face[9] + [0, 0.6, 0], 3.5) + near(face[334], 2.5) + near(face[105], 2.5))[:, None]
+        * [0, 0.08, 0.25],
         "chin_projection": near(chin, 3.0)[:, None] * [0, -0.2, 0.5],
     }
     lip = np.zeros_like(p)
-    lip[: head.n_face] = sculptor.solve(handle_set(
-        (both(LIP_UPPER_OUTER[1:], head.mirror), [0, 0.13, 0.05]), (both(LIP_LOWER_OUTER[1:], head.mirror), [0, -0.16, 0.05]),
-        (both(LIP_UPPER_INNER + LIP_LOWER_INNER, head.mirror), [0, 0, 0])), 1.3)
+    lip[: head.n_face] = sculptor.solve(
+        handle_set(
+            (both(LIP_UPPER_OUTER[1:], head.mirror), [0, 0.13, 0.05]),
+            (both(LIP_LOWER_OUTER[1:], head.mirror), [0, -0.16, 0.05]),
+            (both(LIP_UPPER_INNER + LIP_LOWER_INNER, head.mirror), [0, 0, 0]),
+        ),
+        1.3,
+    )
     fields["lip_thickness"] = lip
     for name, field in fields.items():  # eyeballs and tongue move rigidly with the face around them
         for part in (head.eyes["L"], head.eyes["R"], head.tongue):
@@ -620,15 +751,53 @@ def unit_objective(increase: np.ndarray, target: int) -> float:
     return float(min(increase[target], 0.85) + min(increase[target] - others.max(), 0.1))
 
 
-def calibrate_scale(network: BlendshapeNetwork, landmark_fn, unit: str, grid: np.ndarray) -> tuple[float, float]:
+def calibrate_scale(network: BlendshapeNetwork, landmark_fn, unit: str, grid: np.ndarray, keep_all: bool = False):
     """Pick the amplitude from `grid` that serves `unit_objective` best; landmark_fn(a) -> (478, 3) m."""
     neutral = network.scores(project_frontal(landmark_fn(0.0)))[1:]
     target = MEDIAPIPE_NAMES.index(unit) - 1
     # Ties (the objective saturates) go to the smallest amplitude: the gentlest shape that reads.
-    results = [(round(unit_objective(network.scores(project_frontal(landmark_fn(a)))[1:] - neutral, target), 2), -a)
-               for a in grid]
+    results = [
+        (round(unit_objective(network.scores(project_frontal(landmark_fn(a)))[1:] - neutral, target), 2), -a)
+        for a in grid
+    ]
+    if keep_all:
+        return [(score, -negative) for score, negative in results]
     best = max(results)
     return -best[1], best[0]
+
+
+def blob_basis(sculptor: Sculptor, centres: list[int], radius: float) -> np.ndarray:
+    """Smooth in-plane bumps (x and y) around `centres`, geodesic on the opened face, (K, 468, 3)."""
+    distance = dijkstra(sculptor.graph, indices=np.array(centres))
+    bumps = smoothstep(1 - distance / radius)
+    basis = np.zeros((2 * len(centres), sculptor.n, 3))
+    basis[0::2, :, 0] = bumps
+    basis[1::2, :, 1] = bumps
+    return basis
+
+
+def refine(
+    network: BlendshapeNetwork, template: np.ndarray, field: np.ndarray, basis: np.ndarray, unit: str, start: float
+) -> tuple[float, np.ndarray, float]:
+    """Fit a unit against the referee: its amplitude and small smooth in-plane corrections (at most
+    3 mm per bump, penalised) that make the network read the intended unit. Landmarks only; the
+    caller applies the result to the whole mesh."""
+    neutral = network.scores(project_frontal(template))[1:]
+    target = MEDIAPIPE_NAMES.index(unit) - 1
+    k = len(basis)
+    flat = np.concatenate([basis, np.zeros((k, N_LANDMARKS - basis.shape[1], 3))], axis=1) * CM
+
+    def objective(x: np.ndarray) -> float:
+        points = template + x[0] * field[:N_LANDMARKS] * CM + np.tensordot(x[1:], flat, axes=1)
+        increase = network.scores(project_frontal(points))[1:] - neutral
+        return -unit_objective(increase, target) + 0.5 * float(np.mean(x[1:] ** 2)) / 0.3**2 * 0.1
+
+    x0 = np.concatenate([[start], np.zeros(k)])
+    bounds = [(0.5, 3.0)] + [(-0.3, 0.3)] * k
+    result = minimize(
+        objective, x0, method="Powell", bounds=bounds, options={"maxiter": 4000, "xtol": 1e-3, "ftol": 1e-4}
+    )
+    return float(result.x[0]), result.x[1:], -float(result.fun)
 
 
 def build(network: BlendshapeNetwork, verbose: bool = True) -> dict[str, np.ndarray]:
@@ -663,11 +832,16 @@ def build(network: BlendshapeNetwork, verbose: bool = True) -> dict[str, np.ndar
 
     # Nominal expression fields (cm), authored on the left and mirrored.
     fields: dict[str, np.ndarray] = {}
+    handles_of: dict[str, list[int]] = {}
+    left_names = set()
     for name, (handles, radius) in left_units(face, mirror468).items():
+        handles_of[name] = list(handles)
+        left_names.add(name)
         field = full(sculptor.solve(handles, radius))
         fields[name] = field
         fields[name.replace("Left", "Right")] = mirror_field(field, head.mirror)
     for name, (handles, radius) in midline_units(face, mirror468).items():
+        handles_of[name] = list(handles)
         fields[name] = symmetrise(full(sculptor.solve(handles, radius)), head.mirror)
     normals = vertex_normals(face, head.faces[(head.faces < head.n_face).all(axis=1)])
     puff = np.zeros((head.n_face, 3))
@@ -684,8 +858,15 @@ def build(network: BlendshapeNetwork, verbose: bool = True) -> dict[str, np.ndar
     reach = smoothstep((tongue[:, 2] - tongue[:, 2].min()) / np.ptp(tongue[:, 2]))
     tongue_out = np.zeros((n, 3))
     tongue_out[head.tongue] = reach[:, None] * [0, -0.5, 2.6]
-    tongue_out += full(sculptor.solve(handle_set((both(LIP_LOWER_INNER[1:] + LIP_LOWER_OUTER[1:], mirror468), [0, -0.35, 0.05]),
-                                                 (both(LIP_UPPER_INNER[1:], mirror468), [0, 0.1, 0])), 2.0))
+    tongue_out += full(
+        sculptor.solve(
+            handle_set(
+                (both(LIP_LOWER_INNER[1:] + LIP_LOWER_OUTER[1:], mirror468), [0, -0.35, 0.05]),
+                (both(LIP_UPPER_INNER[1:], mirror468), [0, 0.1, 0]),
+            ),
+            2.0,
+        )
+    )
     fields["tongueOut"] = symmetrise(tongue_out, head.mirror)
     assert set(fields) == set(EXPRESSION_UNITS), set(EXPRESSION_UNITS) ^ set(fields)
 
@@ -699,37 +880,71 @@ def build(network: BlendshapeNetwork, verbose: bool = True) -> dict[str, np.ndar
 
     def model_with(expr: dict[str, np.ndarray], eyelid_pair: tuple[np.ndarray, np.ndarray]) -> FaceModel:
         names = tuple(expr)
-        return FaceModel(v_template=head.verts * CM, faces=head.faces.astype(np.int32),
-                         shapedirs=np.zeros((n, 3, 0)), exprdirs=np.stack([expr[k] for k in names], 2) * CM,
-                         posedirs=posedirs, j_regressor=regressor, weights=weights,
-                         eyelids=np.stack(eyelid_pair) * CM, expression_names=names)
+        return FaceModel(
+            v_template=head.verts * CM,
+            faces=head.faces.astype(np.int32),
+            shapedirs=np.zeros((n, 3, 0)),
+            exprdirs=np.stack([expr[k] for k in names], 2) * CM,
+            posedirs=posedirs,
+            j_regressor=regressor,
+            weights=weights,
+            eyelids=np.stack(eyelid_pair) * CM,
+            expression_names=names,
+        )
 
     # Amplitudes: one scale per unit (the left one's for its mirror image), one angle per joint unit.
     scales: dict[str, float] = {}
     grid = np.round(np.arange(0.5, 3.01, 0.1), 2)
     template = head.verts[:N_LANDMARKS] * CM
     for name in EXPRESSION_UNITS:
-        if name.endswith("Right") or name == "tongueOut" or name not in MEDIAPIPE_NAMES:
-            continue
+        if name.endswith("Right") or name in ("tongueOut", "jawForward", "mouthClose") or name not in MEDIAPIPE_NAMES:
+            continue  # not scored, or invisible in a frontal view, or only defined against jawOpen
         field = fields[name][:N_LANDMARKS] * CM
         scales[name], score = calibrate_scale(network, lambda a, f=field: template + a * f, name, grid)
         log(f"  {name:20s} scale {scales[name]:.2f}  objective {score:.2f}")
-    scales["tongueOut"] = 1.0
+        best_score = score
+        if score < 0.9 and name in handles_of:
+            centres = sorted(handles_of[name])
+            centres = centres[:: max(1, len(centres) // 10)]
+            basis = blob_basis(sculptor, centres, 1.5)
+            if name not in left_names:
+                basis = np.stack([symmetrise(b, mirror468) for b in basis])
+            scale, coefficients, refined = refine(network, template, fields[name], basis, name, scales[name])
+            if refined > max(score, 0.05):
+                correction = np.tensordot(coefficients, basis, axes=1) / scale
+                correction[pinned] = 0
+                fields[name] = fields[name] + full(correction)
+                if name in left_names:
+                    fields[name.replace("Left", "Right")] = mirror_field(fields[name], head.mirror)
+                scales[name] = scale
+                log(f"  {name:20s} refined: scale {scale:.2f}  objective {refined:.2f}")
+                best_score = refined
+        if best_score <= 0.05:
+            scales[name] = 1.0  # the network cannot see it at any amplitude: keep the authored one
+            log(f"  {name:20s} unreadable by the referee: nominal amplitude kept")
+    scales["tongueOut"] = scales["jawForward"] = 1.0  # 2.6 cm out; 5 mm forward (AU29's range)
+    scales["mouthClose"] = 1.0  # replaced below, once the jaw's angle is known
     for name in list(scales):
         if name.endswith("Left"):
             scales[name.replace("Left", "Right")] = scales[name]
     blink_field = eyelids["L"][:N_LANDMARKS] * CM
-    blink_scale, score = calibrate_scale(network, lambda a: template + a * blink_field, "eyeBlinkLeft",
-                                         np.round(np.arange(0.8, 1.21, 0.05), 2))
+    blink_scale, score = calibrate_scale(
+        network, lambda a: template + a * blink_field, "eyeBlinkLeft", np.round(np.arange(0.8, 1.21, 0.05), 2)
+    )
     log(f"  eyeBlinkLeft         scale {blink_scale:.2f}  objective {score:.2f}")
     for side in eyelids:
         eyelids[side] = eyelids[side] * blink_scale
     model = model_with({k: fields[k] * scales[k] for k in EXPRESSION_UNITS}, (eyelids["L"], eyelids["R"]))
 
     angles: dict[str, float] = {}
-    joint_grids = {"jawOpen": np.radians(np.arange(6, 31, 2)), "jawLeft": np.radians(np.arange(2, 13, 1)),
-                   "eyeLookDownLeft": np.radians(np.arange(8, 36, 3)), "eyeLookUpLeft": np.radians(np.arange(8, 36, 3)),
-                   "eyeLookInLeft": np.radians(np.arange(8, 36, 3)), "eyeLookOutLeft": np.radians(np.arange(8, 36, 3))}
+    joint_grids = {
+        "jawOpen": np.radians(np.arange(6, 31, 2)),
+        "jawLeft": np.radians(np.arange(2, 13, 1)),
+        "eyeLookDownLeft": np.radians(np.arange(8, 36, 3)),
+        "eyeLookUpLeft": np.radians(np.arange(8, 36, 3)),
+        "eyeLookInLeft": np.radians(np.arange(8, 36, 3)),
+        "eyeLookOutLeft": np.radians(np.arange(8, 36, 3)),
+    }
     for name, angle_grid in joint_grids.items():
         _, joint, axis, sign = ARKIT_TO_PARAMS[name]
 
@@ -738,9 +953,39 @@ def build(network: BlendshapeNetwork, verbose: bool = True) -> dict[str, np.ndar
             pose[joint, axis] = sign * a
             return forward(model, pose=pose).vertices[:N_LANDMARKS]
 
-        angles[name], score = calibrate_scale(network, posed, name, angle_grid)
-        log(f"  {name:20s} angle {np.degrees(angles[name]):.0f} deg  objective {score:.2f}")
+        twin = name.replace("Left", "Right")
+        _, twin_joint, twin_axis, twin_sign = ARKIT_TO_PARAMS[twin]
+
+        def twin_posed(a: float, joint: int = twin_joint, axis: int = twin_axis, sign: int = twin_sign) -> np.ndarray:
+            pose = np.zeros((5, 3))
+            pose[joint, axis] = sign * a
+            return forward(model, pose=pose).vertices[:N_LANDMARKS]
+
+        # One angle for both sides (the geometry is an exact mirror): the one that serves the worse side.
+        per_side = [
+            (calibrate_scale(network, fn, unit, angle_grid, keep_all=True))
+            for fn, unit in ((posed, name), (twin_posed, twin))
+        ]
+        results = [(min(a, b), -angle) for (a, angle), (b, _) in zip(per_side[0], per_side[1], strict=True)]
+        score, negative = max(results)
+        angles[name] = -negative
+        log(f"  {name:20s} angle {np.degrees(angles[name]):.0f} deg  objective {score:.2f} (worse side)")
     angles["jawRight"] = angles["jawLeft"]
+    # mouthClose is defined with jawOpen: at jawOpen = mouthClose = 1 the lips meet again.
+    pose = np.zeros((5, 3))
+    pose[JOINT_NAMES.index("jaw"), 0] = angles["jawOpen"]
+    opened = forward(model, pose=pose).vertices / CM
+    gap = (opened[13, 1] - opened[14, 1]) - (template[13, 1] - template[14, 1]) / CM
+    close = fields["mouthClose"]
+    model = model_with(
+        {
+            k: fields[k] * (gap / (close[14, 1] - close[13, 1]) if k == "mouthClose" else scales[k])
+            for k in EXPRESSION_UNITS
+        },
+        (eyelids["L"], eyelids["R"]),
+    )
+    closing = gap / (close[14, 1] - close[13, 1])
+    log(f"  mouthClose           scale {closing:.2f} (closes jawOpen's {gap * 10:.1f} mm lip gap)")
     for direction in ("Down", "Up", "In", "Out"):
         angles[f"eyeLook{direction}Right"] = angles[f"eyeLook{direction}Left"]
 
@@ -760,6 +1005,11 @@ def build(network: BlendshapeNetwork, verbose: bool = True) -> dict[str, np.ndar
     identity = identity_fields(head, sculptor)
     shape_names = tuple(identity)
     shapedirs = np.concatenate([np.stack([identity[k] for k in shape_names], 2), model.exprdirs / CM], axis=2) * CM
+    parts = np.zeros(n, dtype=np.int8)
+    for side in ("L", "R"):
+        parts[head.eyes[side]] = 1
+        parts[head.eyes[side][: 5 + IRIS_RING - 4]] = 2  # the iris landmarks, then the rest of the disc
+    parts[head.tongue] = 3
     kintree = np.array([[4294967295, 0, 1, 1, 1], [0, 1, 2, 3, 4]], dtype=np.int64)
     return {
         "name": np.array("FIELDS open head"),
@@ -781,6 +1031,7 @@ def build(network: BlendshapeNetwork, verbose: bool = True) -> dict[str, np.ndar
         "arkit_pose": arkit_pose,
         "arkit_eyelids": arkit_eyelids.astype(np.float32),
         "mirror": head.mirror.astype(np.int32),
+        "vertex_parts": parts,  # 0 skin, 1 eyeball, 2 iris, 3 tongue: for renderers' colours
         "neutral_calibration": np.array([getattr(cal, k) for k in Calibration.__dataclass_fields__]),
     }
 
