@@ -32,7 +32,13 @@ from inference.forward import rodrigues  # noqa: E402
 from inference.rig import FLAME_TO_BLENDER, flame_pose_to_bone_quaternions  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "emotions_contact_sheet.png"
-COLOURS = {0: (0.80, 0.62, 0.52), 1: (0.93, 0.93, 0.90), 2: (0.16, 0.10, 0.06), 3: (0.75, 0.35, 0.38)}
+COLOURS = {0: (0.80, 0.62, 0.52), 1: (0.93, 0.93, 0.90), 2: (0.16, 0.10, 0.06), 3: (0.75, 0.35, 0.38),
+           4: (0.25, 0.16, 0.10), 5: (0.62, 0.30, 0.30)}
+# Painted for legibility only (a viewer reads brows and lips by their colour): MediaPipe's brow and
+# lip landmarks, both sides.
+BROWS = [70, 63, 105, 66, 107, 46, 53, 52, 65, 55, 300, 293, 334, 296, 336, 276, 283, 282, 295, 285]
+LIPS = [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 146, 91, 181, 84, 17, 314, 405, 321, 375,
+        78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 95, 88, 178, 87, 14, 317, 402, 318, 324]
 VIEWS = {"front": 0.0, "three-quarter": 35.0}
 
 
@@ -46,7 +52,8 @@ def build_scene(size: int) -> tuple[bpy.types.Object, bpy.types.Object]:
     bpy.ops.fields.add_head()
     head = bpy.context.view_layer.objects.active
     model, _ = load_default_head()
-    parts = model.extras["vertex_parts"]
+    parts = model.extras["vertex_parts"].copy()
+    parts[BROWS], parts[LIPS] = 4, 5
     colours = head.data.color_attributes.new("part", "FLOAT_COLOR", "POINT")
     rgba = np.array([COLOURS[int(p)] + (1.0,) for p in parts], dtype=np.float32)
     colours.data.foreach_set("color", rgba.ravel())
@@ -102,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             pose(head, model, mapping, emotion_weights(emotion, 1.0))
             column = []
             for view, yaw in VIEWS.items():
-                aim(camera, centre, yaw, 0.75)
+                aim(camera, centre, yaw, 0.48)
                 path = Path(folder) / f"{emotion}_{view}.png"
                 bpy.context.scene.render.filepath = str(path)
                 bpy.ops.render.render(write_still=True)
