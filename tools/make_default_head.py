@@ -1042,6 +1042,7 @@ def write_atomically(arrays: dict[str, np.ndarray], path: Path) -> None:
     try:
         with os.fdopen(handle, "wb") as stream:
             np.savez_compressed(stream, **arrays)
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; the file ships to every user
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
