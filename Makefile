@@ -1,5 +1,5 @@
 # Everything runs from a checkout; `make setup` (implied by the others) builds the environments.
-.PHONY: setup test demo build models bench
+.PHONY: setup test demo build models head bench
 
 setup:
 	@bash tools/setup.sh
@@ -20,6 +20,12 @@ build: setup
 # Re-derive inference/models/ from the pinned MediaPipe wheel (needs the ~2 GB converter env).
 models: setup
 	.venv/bin/python tools/fetch_models.py
+
+# Re-derive the open default head (inference/models/fields_head.npz), its measurements and contact sheet.
+head: setup
+	.venv/bin/python tools/make_default_head.py
+	.venv/bin/python tools/measure_default_head.py
+	.venv/bin/python tools/render_contact_sheet.py
 
 bench: setup
 	.venv/bin/python tools/bench_head.py

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 import bpy
 import numpy as np
 
+from ..inference.default_head import HEAD_FILE
 from ..inference.errors import FieldsError
 from ..inference.face_model import JOINT_NAMES, N_POSE_FEATURES, FaceModel, load_face_model
 from ..inference.rig import (
@@ -92,7 +93,7 @@ def _add_shape_keys(obj: bpy.types.Object, model: FaceModel, identity_keys: bool
         keys += [(n, model.shapedirs[:, :, i], -SLIDER_RANGE, SLIDER_RANGE) for i, n in enumerate(model.shape_names)]
     keys += [(n, model.exprdirs[:, :, i], -SLIDER_RANGE, SLIDER_RANGE) for i, n in enumerate(model.expression_names)]
     if model.eyelids is not None:
-        keys += [("eyelid_L", model.eyelids[0], 0.0, 1.0), ("eyelid_R", model.eyelids[1], 0.0, 1.0)]
+        keys += [(name, model.eyelids[side], 0.0, 1.0) for side, name in enumerate(model.eyelid_names)]
     keys += [(pose_key_name(m), model.posedirs[:, :, m], -2.0, 2.0) for m in range(N_POSE_FEATURES)]
     for key_name, delta, low, high in keys:
         block = obj.shape_key_add(name=key_name, from_mix=False)
@@ -213,7 +214,8 @@ def build_head(context: bpy.types.Context, model: FaceModel, name: str = "FLAME 
 
 class FIELDS_OT_add_head(bpy.types.Operator):
     """Add a FLAME-rigged head: a mesh with expression and pose-corrective shape keys, skinned to
-    FLAME's joints (root, neck, jaw, eyes), from the FLAME file set in the add-on's preferences"""
+    FLAME's joints (root, neck, jaw, eyes), from the FLAME file set in the add-on's preferences, or
+    the open FIELDS head (ARKit-named shape keys) when none is set"""
 
     bl_idname = "fields.add_head"
     bl_label = "Add Head"
@@ -221,7 +223,8 @@ class FIELDS_OT_add_head(bpy.types.Operator):
 
     filepath: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="FLAME file",
-        description="Face-model file to build from; empty uses the one in the add-on's preferences",
+        description="Face-model file to build from; empty uses the one in the add-on's preferences, "
+        "or the open FIELDS head when none is set there either",
         subtype="FILE_PATH",
         options={"SKIP_SAVE"},
     )
@@ -237,10 +240,8 @@ class FIELDS_OT_add_head(bpy.types.Operator):
         return context.mode == "OBJECT"
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
-        path = self.filepath or preferences.get(context).flame_path
-        if not path:
-            self.report({"ERROR"}, "No FLAME file is set: choose one in Preferences > Add-ons > FIELDS")
-            return {"CANCELLED"}
+        # No file anywhere: the open default head, so the add-on works the moment it is installed.
+        path = self.filepath or preferences.get(context).flame_path or str(HEAD_FILE)
         try:
             model = load_face_model(bpy.path.abspath(path))
         except FieldsError as error:
@@ -248,7 +249,8 @@ class FIELDS_OT_add_head(bpy.types.Operator):
             return {"CANCELLED"}
         for selected in context.selected_objects:
             selected.select_set(False)
-        obj, _rig = build_head(context, model, name=f"{model.name} head", identity_keys=self.identity_keys)
+        name = model.name if model.name.lower().endswith("head") else f"{model.name} head"
+        obj, _rig = build_head(context, model, name=name, identity_keys=self.identity_keys)
         obj.select_set(True)
         context.view_layer.objects.active = obj
         return {"FINISHED"}

@@ -16,7 +16,8 @@ class FIELDS_AddonPreferences(bpy.types.AddonPreferences):
         description=(
             "FLAME 2020/2023 model (generic_model.pkl, flame2023.pkl) or a FLAME-format .npz, "
             "downloaded by you after accepting FLAME's licence. Eyelid shapes (l_eyelid.npy, "
-            "r_eyelid.npy) beside it are used too"
+            "r_eyelid.npy) beside it are used too. Empty: the open FIELDS head, built from "
+            "MediaPipe's canonical face with ARKit-named shape keys"
         ),
         subtype="FILE_PATH",
         default="",

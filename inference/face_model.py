@@ -44,6 +44,7 @@ class FaceModel:
     eyelids: np.ndarray | None = None  # (2, V, 3): subject's left, right
     expression_names: tuple[str, ...] = ()
     shape_names: tuple[str, ...] = ()
+    eyelid_names: tuple[str, str] = ("eyelid_L", "eyelid_R")  # shape-key names for [left, right]
     name: str = "FLAME"
     source: str = ""
     extras: dict[str, np.ndarray] = field(default_factory=dict)
@@ -195,12 +196,19 @@ def _build(raw: dict[str, object], path: Path) -> FaceModel:
         if eyelids.shape != (2, n_verts, 3) or not np.all(np.isfinite(eyelids)):
             raise ValueError(f"the eyelid blendshapes have shape {eyelids.shape[1:]}, expected ({n_verts}, 3)")
 
+    eyelid_names = ("eyelid_L", "eyelid_R")
+    if "eyelid_names" in raw:
+        names = tuple(str(name) for name in np.asarray(raw["eyelid_names"]).ravel())
+        if len(names) != 2 or names[0] == names[1] or not all(names):
+            raise ValueError(f"'eyelid_names' must hold 2 distinct names (left, right), it holds {list(names)}")
+        eyelid_names = (names[0], names[1])
+
     n_expr = blend.shape[2] - n_shape
     expression_names = _names(raw, "expression_names", n_expr, "exp")
     shape_names = _names(raw, "shape_names", n_shape, "shape")
     name = str(np.asarray(raw["name"])) if "name" in raw else path.stem
-    known = set(REQUIRED_KEYS) | {"n_shape", "l_eyelid", "r_eyelid", "expression_names", "shape_names", "name",
-                                  "J", "bs_style", "bs_type"}
+    known = set(REQUIRED_KEYS) | {"n_shape", "l_eyelid", "r_eyelid", "eyelid_names", "expression_names",
+                                  "shape_names", "name", "J", "bs_style", "bs_type"}
     extras = {}
     for key in raw.keys() - known:
         try:
@@ -218,6 +226,7 @@ def _build(raw: dict[str, object], path: Path) -> FaceModel:
         eyelids=eyelids,
         expression_names=expression_names,
         shape_names=shape_names,
+        eyelid_names=eyelid_names,
         name=name,
         source=str(path),
         extras=extras,

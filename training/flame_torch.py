@@ -26,6 +26,14 @@ def rodrigues(axis_angle: torch.Tensor) -> torch.Tensor:
 
 
 class TorchFlame(nn.Module):
+    v_template: torch.Tensor
+    shapedirs: torch.Tensor
+    exprdirs: torch.Tensor
+    posedirs: torch.Tensor
+    j_regressor: torch.Tensor
+    weights: torch.Tensor
+    eyelids: torch.Tensor
+
     def __init__(self, model: FaceModel, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
 

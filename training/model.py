@@ -20,6 +20,10 @@ MAX_JAW_RAD = 0.6
 
 
 class Encoder(nn.Module):
+    mean: torch.Tensor
+    std: torch.Tensor
+    jaw_open_sign: torch.Tensor
+
     def __init__(self, n_features: int, n_expr: int, hidden: int = 512, layers: int = 3, dropout: float = 0.1,
                  jaw_open_sign: float = 1.0) -> None:
         super().__init__()
@@ -36,7 +40,9 @@ class Encoder(nn.Module):
         self.jaw = nn.Linear(hidden, 3)
         self.eyelids = nn.Linear(hidden, 2)
         self.gaze = nn.Linear(hidden, 6)
-        self.emotion = nn.Sequential(nn.Linear(hidden, hidden // 2), nn.GELU(), nn.Linear(hidden // 2, len(EMOTIONS) + 1))
+        # The auxiliary emotion branch: 8 class logits and one intensity.
+        self.emotion = nn.Sequential(nn.Linear(hidden, hidden // 2), nn.GELU(),
+                                     nn.Linear(hidden // 2, len(EMOTIONS) + 1))
 
     def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.mean.copy_(mean)

@@ -108,13 +108,6 @@ def test_head_structure(blender, flame_pickle: Path) -> None:
     assert obj.select_get() and bpy.context.view_layer.objects.active == obj
 
 
-def test_missing_preference_is_reported(blender) -> None:
-    before = scene_state()
-    with pytest.raises(RuntimeError, match="No FLAME file is set"):
-        bpy.ops.fields.add_head()
-    assert scene_state() == before
-
-
 def _bad_files(folder: Path, arrays: dict) -> dict[str, tuple[Path, str]]:
     folder.mkdir()
     truncated = folder / "truncated.pkl"

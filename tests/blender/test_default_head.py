@@ -1,0 +1,98 @@
+"""Blender tier for the open default head (issue 4): "Add Head" with no FLAME file set builds it,
+with ARKit-named shape keys, and the evaluated mesh matches the numpy forward model."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+# Blender reads its user folder once, when bpy is first imported; the shared conftest may already
+# have set it, in which case this keeps it.
+os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="fields-blender-user-"))
+bpy = pytest.importorskip("bpy")
+
+from inference.blendshapes import ARKIT_NAMES  # noqa: E402
+from inference.default_head import EXPRESSION_UNITS, load_default_head  # noqa: E402
+from inference.forward import forward, rodrigues  # noqa: E402
+from inference.rig import FLAME_TO_BLENDER, flame_pose_to_bone_quaternions  # noqa: E402
+
+MODULE = "bl_ext.user_default.fields"
+
+
+def _link_extension() -> None:
+    repo = Path(os.environ["BLENDER_USER_RESOURCES"]) / "extensions" / "user_default"
+    repo.mkdir(parents=True, exist_ok=True)
+    link = repo / "fields"
+    if not link.exists():
+        link.symlink_to(ROOT, target_is_directory=True)
+
+
+@pytest.fixture
+def fresh_blender():
+    _link_extension()
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.preferences.addon_enable(module=MODULE)  # factory settings disable add-ons
+    yield bpy
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def _evaluated_flame_vertices(obj) -> np.ndarray:
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    evaluated = obj.evaluated_get(depsgraph)
+    mesh = evaluated.to_mesh()
+    try:
+        co = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
+        mesh.vertices.foreach_get("co", co)
+    finally:
+        evaluated.to_mesh_clear()
+    return co.reshape(-1, 3).astype(np.float64) @ FLAME_TO_BLENDER  # Blender -> FLAME axes
+
+
+def test_add_head_without_a_preference_builds_the_open_head(fresh_blender) -> None:
+    assert fresh_blender.ops.fields.add_head() == {"FINISHED"}
+    obj = bpy.context.view_layer.objects.active
+    names = set(obj.data.shape_keys.key_blocks.keys())
+    assert set(EXPRESSION_UNITS) | {"eyeBlinkLeft", "eyeBlinkRight"} <= names
+    assert "eyelid_L" not in names and obj.name.startswith("FIELDS open head")
+
+    model, mapping = load_default_head()
+    rng = np.random.default_rng(44)
+    weights = np.where(rng.uniform(size=len(ARKIT_NAMES)) < 0.4, rng.uniform(0, 1, len(ARKIT_NAMES)), 0.0)
+    for _a, b in (("eyeLookUpLeft", "eyeLookDownLeft"), ("eyeLookInRight", "eyeLookOutRight"), ("jawLeft", "jawRight")):
+        weights[ARKIT_NAMES.index(b)] = 0.0
+    weights[ARKIT_NAMES.index("jawOpen")] = 0.7
+    weights[ARKIT_NAMES.index("eyeBlinkLeft")] = 0.8
+    params = mapping.to_params(weights)
+    pose = params.pose.copy()
+    pose[1] = [0.1, -0.2, 0.05]  # the neck turns too: pose correctives and pivots are exercised
+    blocks = obj.data.shape_keys.key_blocks
+    for name, value in zip(model.expression_names, params.expression, strict=True):
+        blocks[name].value = float(value)
+    for name, value in zip(model.eyelid_names, params.eyelids, strict=True):
+        blocks[name].value = float(value)
+    rig = obj.parent
+    for joint, quaternion in flame_pose_to_bone_quaternions(rodrigues(pose)).items():
+        rig.pose.bones[joint].rotation_quaternion = quaternion
+    bpy.context.view_layer.update()
+
+    expected = forward(model, expression=params.expression, pose=pose, eyelids=params.eyelids).vertices
+    error = np.abs(_evaluated_flame_vertices(obj) - expected).max()
+    assert error < 1e-5 * model.size()
+
+
+def test_a_broken_flame_path_still_errors_naming_the_file(fresh_blender, tmp_path: Path) -> None:
+    broken = tmp_path / "broken_model.pkl"
+    broken.write_bytes(b"not a pickle at all")
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.flame_path = str(broken)
+    before = sorted(o.name for o in bpy.data.objects)
+    with pytest.raises(RuntimeError, match="broken_model.pkl"):
+        bpy.ops.fields.add_head()
+    assert sorted(o.name for o in bpy.data.objects) == before
