@@ -1,0 +1,200 @@
+"""The FIELDS training run: stage one (direct 3D supervision + 2D consistency), stage two (the
+emotion branch joins, anchored to the stage-one model), evaluation, export.
+
+Runs on one CPU or GPU, or on several processes under `torchrun` (DistributedDataParallel: gloo
+on the CPU, NCCL on GPUs); each process trains on its own shard of the in-memory data and only
+rank 0 writes. Outputs are written to a temporary file and renamed, so a failed run leaves no
+half-written checkpoint or ONNX file.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import distributed as dist
+
+from inference.default_head import HEAD_FILE, arkit_mapping
+from inference.emotions import EMOTIONS
+from inference.face_model import file_sha256, load_face_model
+
+from . import losses
+from .config import TrainConfig, save_config, to_dict
+from .data import synthetic
+from .export import export
+from .flame_torch import TorchFlame
+from .io import write_with
+from .model import Encoder
+from .synthetic import PROTOTYPES, Batch
+
+
+def _tensors(batch: Batch, device: torch.device) -> dict[str, torch.Tensor]:
+    out = {name: torch.as_tensor(getattr(batch, name)) for name in
+           ("features", "shape", "expression", "jaw", "gaze", "eyelids", "intensity")}
+    out = {name: value.float().to(device) for name, value in out.items()}
+    out["emotion"] = torch.as_tensor(batch.emotion).long().to(device)
+    out["landmarks"] = torch.as_tensor(batch.features[:, : 478 * 3].reshape(-1, 478, 3)).float().to(device)
+    return out
+
+
+def _rank() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _jaw_open_sign(model_path: str) -> float:
+    """+1 if a positive x rotation of the jaw opens the mouth (moves the chin down), else -1."""
+    from inference.forward import forward
+
+    model = load_face_model(model_path)
+    pose = np.zeros((5, 3))
+    pose[2, 0] = 0.2
+    moved = forward(model, pose=pose).vertices - model.v_template
+    chin = np.argmax(model.weights[:, 2])
+    return 1.0 if moved[chin, 1] < 0 else -1.0
+
+
+def train(config: TrainConfig, log: Any = print) -> dict[str, Any]:
+    if os.environ.get("WORLD_SIZE", "1") != "1" and not dist.is_initialized():
+        dist.init_process_group("nccl" if config.device == "cuda" else "gloo")
+    rank, world = _rank()
+    torch.manual_seed(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = torch.device(config.device)
+    model_path = str(HEAD_FILE) if config.face_model == "default" else config.face_model
+    face_model = load_face_model(model_path)
+    out = Path(config.out)
+    started = time.perf_counter()
+
+    train_set = synthetic(model_path, config.data.train_samples, config.seed, config.data, out / "cache")
+    val_set = synthetic(model_path, config.data.val_samples, config.seed + 1, config.data, out / "cache")
+    log(f"data: {len(train_set.features)} train, {len(val_set.features)} val faces "
+        f"({time.perf_counter() - started:.0f} s)")
+    data = _tensors(train_set, device)
+    shard = torch.arange(rank, len(data["features"]), world)
+    data = {name: value[shard] for name, value in data.items()}
+
+    encoder = Encoder(data["features"].shape[1], face_model.n_expr, config.model.hidden, config.model.layers,
+                      config.model.dropout, _jaw_open_sign(model_path)).to(device)
+    encoder.set_normalisation(data["features"].mean(0), data["features"].std(0))
+    flame = TorchFlame(face_model).to(device)
+    landmark_vertices = torch.arange(478, device=device)
+    mapping = arkit_mapping(face_model)
+    prototypes = torch.as_tensor(PROTOTYPES @ mapping.expression).float().to(device)  # (8, n_expr)
+
+    net: torch.nn.Module = encoder
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(encoder)
+    weights = config.loss
+    anchor: Encoder | None = None
+    history = []
+    total_epochs = config.stage1_epochs + config.stage2_epochs
+    optimiser = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = max(1, len(data["features"]) // config.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.lr, total_steps=total_epochs * steps_per_epoch)
+    generator = torch.Generator().manual_seed(config.seed + rank)
+    for epoch in range(total_epochs):
+        stage_two = epoch >= config.stage1_epochs
+        if stage_two and anchor is None:
+            anchor = copy.deepcopy(encoder).eval()
+            for parameter in anchor.parameters():
+                parameter.requires_grad_(False)
+        net.train()
+        order = torch.randperm(len(data["features"]), generator=generator).to(device)
+        sums: dict[str, float] = {}
+        for step in range(steps_per_epoch):
+            index = order[step * config.batch_size:(step + 1) * config.batch_size]
+            batch = {name: value[index] for name, value in data.items()}
+            pred = dict(zip(("expression", "jaw", "eyelids", "gaze", "emotion_logits", "intensity"),
+                            net(batch["features"]), strict=True))
+            terms = losses.direct_3d(pred, batch, flame)
+            terms["landmarks_2d"] = losses.landmark_consistency(pred, batch["landmarks"], flame, landmark_vertices,
+                                                                batch["shape"])
+            loss = (weights.params * terms["params"] + weights.vertices * terms["vertices"]
+                    + weights.jaw * terms["jaw"] + weights.eyelids * terms["eyelids"] + weights.gaze * terms["gaze"]
+                    + weights.landmarks_2d * terms["landmarks_2d"])
+            if stage_two:
+                assert anchor is not None
+                terms.update(losses.emotion(pred["emotion_logits"], pred["intensity"], pred["expression"],
+                                            batch["emotion"], batch["intensity"], prototypes))
+                with torch.no_grad():
+                    anchored = anchor(batch["features"])[0]
+                terms["anchor"] = (pred["expression"] - anchored).square().mean()
+                loss = loss + (weights.emotion * terms["emotion"] + weights.intensity * terms["intensity"]
+                               + weights.exaggeration * terms["exaggeration"] + weights.anchor * terms["anchor"])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            for name, value in terms.items():
+                sums[name] = sums.get(name, 0.0) + float(value)
+        means = {name: value / steps_per_epoch for name, value in sums.items()}
+        history.append(means)
+        if rank == 0:
+            log(f"epoch {epoch + 1}/{total_epochs} ({'stage 2' if stage_two else 'stage 1'}): "
+                + ", ".join(f"{k} {v:.4f}" for k, v in means.items()))
+
+    metrics = evaluate(encoder, val_set, face_model, device)
+    metrics["train_seconds"] = time.perf_counter() - started
+    if rank == 0:
+        _write_outputs(config, encoder, val_set, model_path, metrics, history)
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return metrics
+
+
+@torch.no_grad()
+def evaluate(encoder: Encoder, batch: Batch, face_model: Any, device: torch.device) -> dict[str, float]:
+    """The issue's held-out metrics on a synthetic set."""
+    encoder.eval()
+    data = _tensors(batch, device)
+    flame = TorchFlame(face_model).to(device)
+    pred = encoder.named(data["features"])
+    zero_pose = torch.zeros_like(data["jaw"])
+    zero_gaze = torch.zeros_like(data["gaze"])
+    # Expression vertex error: expression only (jaw and eyes at rest), identity as in the sample.
+    got, _ = flame(pred["expression"], losses.flame_pose(zero_pose, zero_gaze), data["shape"])
+    want, _ = flame(data["expression"], losses.flame_pose(zero_pose, zero_gaze), data["shape"])
+    vertex_mm = float((got - want).norm(dim=-1).mean() * 1000)
+    jaw_deg = float(torch.rad2deg((pred["jaw"] - data["jaw"]).norm(dim=-1)).mean())
+    eyelid_mae = float((pred["eyelids"] - data["eyelids"]).abs().mean())
+    label = data["emotion"]
+    strong = data["intensity"] >= 0.5
+    accuracy = float((pred["emotion_logits"].argmax(1) == label)[strong].float().mean())
+    target_intensity = torch.where(label == 0, torch.zeros_like(data["intensity"]), data["intensity"])
+    intensity_mae = float((pred["intensity"][:, 0] - target_intensity).abs().mean())
+    return {"expression_vertex_mm": vertex_mm, "jaw_deg": jaw_deg, "eyelid_mae": eyelid_mae,
+            "emotion_accuracy_strong": accuracy, "intensity_mae": intensity_mae}
+
+
+def _write_outputs(config: TrainConfig, encoder: Encoder, val_set: Batch, model_path: str,
+                   metrics: dict[str, Any], history: list[dict[str, float]]) -> None:
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_with(out / "encoder.pt", lambda tmp: torch.save({"state_dict": encoder.state_dict(),
+                                                           "config": to_dict(config)}, tmp))
+    save_config(config, out / "config.yaml")
+    face = load_face_model(model_path)
+    metadata = {
+        "normalisation": "built into the graph: (features - mean) / std, see training/model.py",
+        "features": "inference.features.encoder_features",
+        "face_model": {"name": face.name, "file": Path(model_path).name, "sha256": file_sha256(model_path),
+                       "n_expr": face.n_expr, "expression_names": list(face.expression_names)},
+        "emotion_labels": list(EMOTIONS),
+        "config": dataclasses.asdict(config),
+        "metrics": metrics,
+        "history": history,
+    }
+    worst = export(encoder, out / "encoder.onnx", metadata,
+                   torch.as_tensor(val_set.features[:256]).float())
+    (out / "metrics.json").write_text(json.dumps({**metrics, "onnx_vs_torch_max_abs": worst}, indent=2) + "\n")
