@@ -81,15 +81,16 @@ def roi_matrix(roi: Roi, size: tuple[int, int]) -> np.ndarray:
     return cv2.getAffineTransform(roi.corners()[:3].astype(np.float32), destination).astype(np.float64)
 
 
-def warp(image: np.ndarray, roi: Roi, size: tuple[int, int]) -> np.ndarray:
+def warp(image: np.ndarray, roi: Roi, size: tuple[int, int], *, antialias_above: float = 4.0) -> np.ndarray:
     """The ROI cut out of `image`, turned upright and resized to `size` (width, height); outside
-    the image is black. When the ROI is more than twice the output size, the region is first
-    shrunk with area averaging so bilinear sampling does not alias (huge photos)."""
+    the image is black. Sampling is bilinear, exactly as MediaPipe's; only when the ROI is more
+    than `antialias_above` times the output size (a face filling a huge photo) is the region first
+    shrunk with area averaging, so that bilinear sampling does not alias."""
     import cv2
 
     matrix = roi_matrix(roi, size)
     shrink = min(roi.width / size[0], roi.height / size[1])
-    if shrink > 2.0:
+    if shrink > antialias_above:
         factor = math.floor(shrink / 1.5)
         corners = roi.corners()
         x0, y0 = np.floor(np.maximum(corners.min(axis=0), 0)).astype(int)

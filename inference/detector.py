@@ -13,6 +13,7 @@ must not crop faces for other networks (that is `crop`'s job).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -84,6 +85,7 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, t
     while order.size and (max_count is None or len(out) < max_count):
         best = order[0]
         overlap = _iou(boxes[best], boxes[order]) > threshold
+        overlap[0] = True  # the best box always stands for itself
         members, order = order[overlap], order[~overlap]
         weights = scores[members][:, None]
         total = weights.sum()
@@ -106,7 +108,9 @@ class FaceDetector:
     def raw(self, image: np.ndarray, roi: Roi) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes (N, 4), keypoints (N, 6, 2) in image pixels and scores (N,) above `min_score`
         for the square `roi` of `image`, before suppression."""
-        crop = warp(image, roi, (INPUT_SIZE, INPUT_SIZE))
+        # MediaPipe samples the whole view bilinearly however small it shrinks it; so do we, for
+        # parity, and `run` bounds the shrink by first area-averaging images above DETECT_MAX_SIDE.
+        crop = warp(image, roi, (INPUT_SIZE, INPUT_SIZE), antialias_above=math.inf)
         tensor = (crop.astype(np.float32) * (1 / 127.5) - 1.0)[None]
         regressors, logits = self.session.run(None, {self._input: tensor})
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits[0, :, 0].astype(np.float64), -100.0, 100.0)))
