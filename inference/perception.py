@@ -19,12 +19,15 @@ from typing import Any
 import numpy as np
 
 from .blendshapes import MEDIAPIPE_NAMES, BlendshapeNetwork
+from .blendshapes import MODEL_FILE as BLENDSHAPES_FILE
 from .crop import Roi, roi_from_box, roi_from_landmarks
 from .detector import MIN_TILE, Detection, FaceDetector
+from .detector import MODEL_FILE as DETECTOR_FILE
 from .image import ImageSource, load_image
+from .landmarks import MODEL_FILE as LANDMARKS_FILE
 from .landmarks import FaceLandmarkNetwork
 from .pose import facial_transformation_matrix
-from .runtime import providers_in_use
+from .runtime import create_session, providers_in_use
 
 
 @dataclass
@@ -70,11 +73,19 @@ class Perception:
     """MediaPipe FaceLandmarker's pipeline on ONNX Runtime. `max_faces=None` returns every face."""
 
     def __init__(self, *, max_faces: int | None = None, min_detection_score: float = 0.5,
-                 min_presence: float = 0.5, search_small_faces: bool = True, detector: Any = None,
-                 landmarker: Any = None, blendshapes: Any = None) -> None:
-        self.detector = detector if detector is not None else FaceDetector(min_score=min_detection_score)
-        self.landmarker = landmarker if landmarker is not None else FaceLandmarkNetwork()
-        self.blendshapes = blendshapes if blendshapes is not None else BlendshapeNetwork()
+                 min_presence: float = 0.5, search_small_faces: bool = True, threads: int = 1,
+                 detector: Any = None, landmarker: Any = None, blendshapes: Any = None) -> None:
+        # One intra-op thread per network by default: on the 2-core reference machine a second
+        # thread made the landmark network's latency noisier and, alternating with the detector,
+        # slower (its pool's wake-ups), and it leaves a core to Blender. `threads` changes the
+        # landmark network's count (0: one per core) for bigger CPUs; the two small networks
+        # never gain from a pool.
+        self.detector = detector if detector is not None else FaceDetector(
+            create_session(DETECTOR_FILE, intra_op_threads=1), min_score=min_detection_score)
+        self.landmarker = landmarker if landmarker is not None else FaceLandmarkNetwork(
+            create_session(LANDMARKS_FILE, intra_op_threads=threads))
+        self.blendshapes = blendshapes if blendshapes is not None else BlendshapeNetwork(
+            create_session(BLENDSHAPES_FILE, intra_op_threads=1))
         self.max_faces = max_faces
         self.min_presence = min_presence
         self.search_small_faces = search_small_faces
