@@ -38,7 +38,7 @@ def make_frames(count: int) -> np.ndarray:
     frames = np.empty((count, 480, 640, 3), np.uint8)
     for i in range(count):
         t = i / max(count - 1, 1)
-        matrix = cv2.getRotationMatrix2D(centre, 8 * np.sin(2 * np.pi * t), 1.0)
+        matrix = np.asarray(cv2.getRotationMatrix2D(centre, 8 * np.sin(2 * np.pi * t), 1.0), dtype=np.float64)
         matrix[:, 2] += (320 - centre[0] + 60 * np.sin(2 * np.pi * t), 220 - centre[1] + 20 * np.cos(2 * np.pi * t))
         frame = cv2.warpAffine(photo, matrix, (640, 480), borderValue=(96, 110, 120))
         frames[i] = np.clip(frame + rng.normal(0, 3, frame.shape), 0, 255).astype(np.uint8)
