@@ -50,8 +50,9 @@ LANDMARK_SUBSET = np.array([
 class BlendshapeNetwork:
     """Scores 478 landmarks (image pixels, x right, y down) with MediaPipe's blendshape network."""
 
-    def __init__(self, session: Any = None) -> None:
-        self.session = session if session is not None else create_session(MODEL_FILE)
+    def __init__(self, session: Any = None, threads: int = 1) -> None:
+        # One thread: the network is tiny, and waking a thread pool costs more than it saves.
+        self.session = session if session is not None else create_session(MODEL_FILE, intra_op_threads=threads)
         self._input = self.session.get_inputs()[0].name
 
     def scores(self, landmarks_px: np.ndarray) -> np.ndarray:

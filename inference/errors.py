@@ -27,3 +27,10 @@ class FaceModelError(FileProblem):
 
     def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
         super().__init__(path, problem, kind="Face model")
+
+
+class ImageError(FileProblem):
+    """An image file is missing, empty, truncated, not an image, or in a format we cannot read."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        super().__init__(path, problem, kind="Image")

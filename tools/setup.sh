@@ -3,6 +3,8 @@
 # has not changed since it was built is left alone).
 #   .venv    real Blender 4.5 as `bpy`, test, lint and type-check tools (requirements/dev.txt)
 #   .venv50  real Blender 5.0 as `bpy`, to run the Blender tests again (requirements/blender50.txt)
+#   .venv-mediapipe  MediaPipe's own Tasks API, the perception parity and speed referee; apart from
+#            .venv because it needs numpy 2 and opencv-contrib (requirements/mediapipe.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +20,7 @@ ensure_venv() {
   if [ -x "$dir/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
     return 0
   fi
-  echo "setting up $dir from $requirements (Blender's bpy wheel is about 1 GB the first time)"
+  echo "setting up $dir from $requirements"
   [ -x "$dir/bin/python" ] || "$PYTHON" -m venv "$dir"
   "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
   echo "$want" > "$stamp"
@@ -26,3 +28,4 @@ ensure_venv() {
 
 ensure_venv .venv requirements/dev.txt
 ensure_venv .venv50 requirements/blender50.txt
+ensure_venv .venv-mediapipe requirements/mediapipe.txt

@@ -50,11 +50,11 @@ class LossConfig:
     params: float = 1.0  # direct 3D supervision: parameter error
     vertices: float = 10.0  # ... and the vertex error it causes through the model's basis (per cm)
     jaw: float = 1.0
-    eyelids: float = 1.0
-    gaze: float = 0.5
+    eyelids: float = 10.0  # small targets: without this weight the vertex term drowns them
+    gaze: float = 5.0
     landmarks_2d: float = 1.0  # self-supervised 2D consistency (reprojected landmarks)
-    emotion: float = 0.5  # intensity-aware emotion loss (stage 2)
-    intensity: float = 1.0
+    emotion: float = 2.0  # intensity-aware emotion loss (stage 2)
+    intensity: float = 5.0
     exaggeration: float = 0.5  # penalises expressions stronger than the labelled intensity implies
     anchor: float = 1.0  # stage 2: keep the expression close to the stage-one model
 
@@ -68,7 +68,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     stage1_epochs: int = 12  # losses 1 + 2
-    stage2_epochs: int = 4  # the emotion branch joins, anchored to stage one
+    stage2_epochs: int = 6  # the emotion branch joins, anchored to stage one
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     out: str = "out/train"  # checkpoint, ONNX, metadata and the resolved config land here
     data: DataConfig = field(default_factory=DataConfig)

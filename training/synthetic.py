@@ -114,7 +114,7 @@ def generate(model: FaceModel, mapping: ArkitMapping, count: int, seed: int, con
         face_px = rng.uniform(140.0, 380.0)  # face width in the image
         distance = FOCAL_PX * 0.15 / face_px
         offset = rng.uniform(-0.15, 0.15, 2) * distance
-        landmarks = project(out.vertices[:N_LANDMARKS], *head, distance, offset)
+        landmarks = project(out.vertices[:N_LANDMARKS], head[0], head[1], head[2], distance, offset)
         # The landmark network's error, in proportion to the face's size in its 256 px crop.
         landmarks += rng.normal(0.0, config.landmark_noise_px * face_px / 256.0, landmarks.shape)
         scores = network.scores(landmarks)

@@ -98,9 +98,15 @@ def train(config: TrainConfig, log: Any = print) -> dict[str, Any]:
     anchor: Encoder | None = None
     history = []
     total_epochs = config.stage1_epochs + config.stage2_epochs
-    optimiser = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = max(1, len(data["features"]) // config.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.lr, total_steps=total_epochs * steps_per_epoch)
+
+    def stage_optimiser(epochs: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        # Each stage gets its own warm-up and annealing: run under one schedule, stage two would
+        # train the emotion branch in the schedule's near-zero tail.
+        optimiser = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        return optimiser, torch.optim.lr_scheduler.OneCycleLR(optimiser, config.lr, total_steps=epochs * steps_per_epoch)
+
+    optimiser, schedule = stage_optimiser(max(1, config.stage1_epochs))
     generator = torch.Generator().manual_seed(config.seed + rank)
     for epoch in range(total_epochs):
         stage_two = epoch >= config.stage1_epochs
@@ -108,6 +114,7 @@ def train(config: TrainConfig, log: Any = print) -> dict[str, Any]:
             anchor = copy.deepcopy(encoder).eval()
             for parameter in anchor.parameters():
                 parameter.requires_grad_(False)
+            optimiser, schedule = stage_optimiser(config.stage2_epochs)
         net.train()
         order = torch.randperm(len(data["features"]), generator=generator).to(device)
         sums: dict[str, float] = {}
@@ -136,7 +143,7 @@ def train(config: TrainConfig, log: Any = print) -> dict[str, Any]:
             optimiser.step()
             schedule.step()
             for name, value in terms.items():
-                sums[name] = sums.get(name, 0.0) + float(value)
+                sums[name] = sums.get(name, 0.0) + value.item()
         means = {name: value / steps_per_epoch for name, value in sums.items()}
         history.append(means)
         if rank == 0:
@@ -198,3 +205,22 @@ def _write_outputs(config: TrainConfig, encoder: Encoder, val_set: Batch, model_
     worst = export(encoder, out / "encoder.onnx", metadata,
                    torch.as_tensor(val_set.features[:256]).float())
     (out / "metrics.json").write_text(json.dumps({**metrics, "onnx_vs_torch_max_abs": worst}, indent=2) + "\n")
+
+
+def evaluate_folder(folder: Path) -> dict[str, Any]:
+    """Re-evaluate a trained encoder (folder with encoder.pt and config.yaml) on its held-out set."""
+    from .config import ConfigError, load_config
+
+    checkpoint_path, config_path = folder / "encoder.pt", folder / "config.yaml"
+    for path in (checkpoint_path, config_path):
+        if not path.is_file():
+            raise ConfigError(f"Weights folder '{folder}' has no {path.name}")
+    config = load_config(config_path)
+    model_path = str(HEAD_FILE) if config.face_model == "default" else config.face_model
+    face_model = load_face_model(model_path)
+    val_set = synthetic(model_path, config.data.val_samples, config.seed + 1, config.data, Path(config.out) / "cache")
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)["state_dict"]
+    encoder = Encoder(val_set.features.shape[1], face_model.n_expr, config.model.hidden, config.model.layers,
+                      config.model.dropout)
+    encoder.load_state_dict(state)
+    return evaluate(encoder, val_set, face_model, torch.device("cpu"))

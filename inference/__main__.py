@@ -1,0 +1,47 @@
+"""Command line: `python -m inference PHOTO --json` prints one JSON object describing the faces.
+
+For pipelines and render farms. The object holds `faces` (each `bbox`, `score`, `landmarks_px`
+478x3, `blendshapes` name -> score, `matrix` 4x4), `providers`, and the image's `width`/`height`;
+later stages add their own keys to the same object. Exit status 0 on success (also when no face
+is found: `faces` is then empty), 2 on a usage error, 1 with a one-line message naming the file
+on any other failure. Must not import bpy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import FieldsError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m inference", description="FIELDS face perception on a photo.")
+    parser.add_argument("photo", help="image file (JPEG, PNG, TIFF, WebP, BMP...)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (the default output)")
+    parser.add_argument("--max-faces", type=int, default=None, help="keep at most this many faces, largest first")
+    parser.add_argument("--indent", type=int, default=None, help="indent the JSON for reading")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from .perception import Perception
+
+        result = Perception(max_faces=args.max_faces).run(args.photo)
+    except FieldsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # one line for the farm's log, whatever broke
+        print(f"error: '{args.photo}' could not be processed: {type(error).__name__}: {error}".splitlines()[0],
+              file=sys.stderr)
+        return 1
+    payload = {"image": args.photo, **result.to_json()}
+    print(json.dumps(payload, indent=args.indent))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

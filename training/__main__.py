@@ -1,0 +1,46 @@
+"""Command line: `python -m training train [--config FILE] [key=value ...]` writes the checkpoint,
+ONNX, metadata and resolved config to the config's `out` folder; `python -m training evaluate
+DIR` prints the held-out metrics of a trained encoder. Errors are one line naming what is wrong."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from inference.errors import FieldsError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    train_cmd = commands.add_parser("train", help="train the encoder and export it")
+    train_cmd.add_argument("--config", type=Path, help="YAML file of overrides (strict: unknown keys are errors)")
+    train_cmd.add_argument("--device", help="cpu or cuda (overrides the config)")
+    train_cmd.add_argument("overrides", nargs="*", help="section.key=value, e.g. loss.vertices=5 data.train_samples=1000")
+    evaluate_cmd = commands.add_parser("evaluate", help="print the held-out metrics of a trained encoder")
+    evaluate_cmd.add_argument("weights", type=Path, help="folder holding encoder.pt and config.yaml")
+    args = parser.parse_args(argv)
+
+    from .config import load_config
+
+    try:
+        if args.command == "train":
+            from .train import train
+
+            overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
+            metrics = train(load_config(args.config, overrides))
+        else:
+            from .train import evaluate_folder
+
+            metrics = evaluate_folder(args.weights)
+    except FieldsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
