@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     train_cmd = commands.add_parser("train", help="train the encoder and export it")
     train_cmd.add_argument("--config", type=Path, help="YAML file of overrides (strict: unknown keys are errors)")
     train_cmd.add_argument("--device", help="cpu or cuda (overrides the config)")
-    train_cmd.add_argument("overrides", nargs="*", help="section.key=value, e.g. loss.vertices=5 data.train_samples=1000")
+    train_cmd.add_argument("--ship", action="store_true",
+                           help="also copy encoder.onnx and encoder.json into inference/models/ (the shipped weights)")
+    train_cmd.add_argument("overrides", nargs="*", help="section.key=value, e.g. data.train_samples=1000")
     evaluate_cmd = commands.add_parser("evaluate", help="print the held-out metrics of a trained encoder")
     evaluate_cmd.add_argument("weights", type=Path, help="folder holding encoder.pt and config.yaml")
     args = parser.parse_args(argv)
@@ -30,7 +32,12 @@ def main(argv: list[str] | None = None) -> int:
             from .train import train
 
             overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
-            metrics = train(load_config(args.config, overrides))
+            config = load_config(args.config, overrides)
+            metrics = train(config)
+            if args.ship:
+                from .export import ship
+
+                ship(Path(config.out))
         else:
             from .train import evaluate_folder
 

@@ -30,7 +30,7 @@ class DataConfig:
     yaw_deg: float = 60.0  # head pose ranges (uniform, +-)
     pitch_deg: float = 30.0
     roll_deg: float = 20.0
-    landmark_noise_px: float = 1.0  # detector error on a 256 px face, measured on real photos (docs/MODEL_CARD.md)
+    landmark_noise_px: float = 0.8  # landmark error per 256 px face crop (tools/measure_landmark_noise.py)
     neutral_fraction: float = 0.1  # faces with no emotion at all
     single_unit_fraction: float = 0.3  # faces driven by one random unit on top of the emotion
     scans: str = ""  # folder of 4D-scan .npz sequences (direct supervision), optional
@@ -76,22 +76,28 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
 
 
-def _apply(target: Any, values: dict[str, Any], where: str) -> None:
+def _apply(target: Any, values: dict[str, Any], where: str, section: str = "") -> None:
     names = {f.name: f for f in dataclasses.fields(target)}
     for key, value in values.items():
         if key not in names:
-            raise ConfigError(f"{where}: unknown key '{key}' (known: {', '.join(sorted(names))})")
+            scope = f" in '{section.rstrip('.')}'" if section else ""
+            raise ConfigError(f"{where}: unknown key '{section}{key}' (known{scope}: {', '.join(sorted(names))})")
         current = getattr(target, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
-                raise ConfigError(f"{where}: '{key}' is a section, give it a mapping")
-            _apply(current, value, f"{where}.{key}")
+                raise ConfigError(f"{where}: '{section}{key}' is a section, give it a mapping")
+            _apply(current, value, where, f"{section}{key}.")
         else:
-            setattr(target, key, _coerce(value, type(current), f"{where}.{key}"))
+            setattr(target, key, _coerce(value, type(current), f"{where}: '{section}{key}'"))
 
 
 def _coerce(value: Any, kind: type, where: str) -> Any:
-    if isinstance(value, str) and kind is not str:
+    if isinstance(value, str) and kind in (int, float):
+        try:  # YAML 1.1 reads "1e-3" as a string
+            value = kind(value)
+        except ValueError:
+            pass
+    elif isinstance(value, str) and kind is not str:
         value = yaml.safe_load(value)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)

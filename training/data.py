@@ -35,7 +35,8 @@ def _chunk(args: tuple[str, int, int, dict]) -> dict[str, np.ndarray]:
 
 def synthetic(model_path: str, count: int, seed: int, config: DataConfig, cache: Path, workers: int = 2) -> Batch:
     key = json.dumps({"data": dataclasses.asdict(config), "count": count, "seed": seed,
-                      "model": file_sha256(model_path), "features": FEATURE_VERSION}, sort_keys=True)
+                      "model": file_sha256(model_path), "features": FEATURE_VERSION,
+                      "layout": sorted(Batch.__dataclass_fields__)}, sort_keys=True)
     path = cache / f"synthetic-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
     if path.exists():
         with np.load(path) as stored:

@@ -9,11 +9,14 @@ and the metrics), so inference reads sizes from it instead of hard-coding them.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from inference.features import FEATURE_VERSION
 
 from .io import write_atomic, write_with
 from .model import EMOTIONS, OUTPUT_NAMES, Encoder
@@ -37,10 +40,15 @@ def export(encoder: Encoder, onnx_path: Path, metadata: dict[str, Any], check_in
 
     def write_onnx(tmp: Path) -> None:
         nonlocal worst
-        torch.onnx.export(
-            encoder, (sample,), str(tmp), dynamo=False, opset_version=OPSET, input_names=[INPUT_NAME],
-            output_names=list(OUTPUT_NAMES), dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, *OUTPUT_NAMES)},
-        )
+        # The TorchScript exporter: deprecated in favour of torch.export's, which needs onnxscript
+        # and gives nothing here for an MLP; it still ships with torch 2.13.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(
+                encoder, (sample,), str(tmp), dynamo=False, opset_version=OPSET, input_names=[INPUT_NAME],
+                output_names=list(OUTPUT_NAMES),
+                dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, *OUTPUT_NAMES)},
+            )
         session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
         batch = check_inputs.float().cpu()
         got = session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch.numpy()})
@@ -53,9 +61,13 @@ def export(encoder: Encoder, onnx_path: Path, metadata: dict[str, Any], check_in
     write_with(onnx_path, write_onnx)
     with torch.no_grad():
         sizes = {name: list(t.shape[1:]) for name, t in zip(OUTPUT_NAMES, encoder(sample), strict=True)}
+    import hashlib
+
     document = {
         "format": "fields-encoder/1",
+        "onnx_sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
         "input": {"name": INPUT_NAME, "size": int(sample.shape[1])},
+        "feature_version": FEATURE_VERSION,
         "outputs": [{"name": name, "shape": sizes[name]} for name in OUTPUT_NAMES],
         "emotions": list(EMOTIONS),
         "opset": OPSET,
@@ -64,3 +76,12 @@ def export(encoder: Encoder, onnx_path: Path, metadata: dict[str, Any], check_in
     }
     write_atomic(onnx_path.with_suffix(".json"), (json.dumps(document, indent=2) + "\n").encode())
     return worst
+
+
+SHIPPED = Path(__file__).resolve().parent.parent / "inference" / "models"
+
+
+def ship(out: Path, target: Path = SHIPPED) -> None:
+    """Copy a run's encoder.onnx and encoder.json into the add-on's models folder, each atomically."""
+    for name in ("encoder.onnx", "encoder.json"):
+        write_atomic(target / name, (out / name).read_bytes())

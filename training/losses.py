@@ -23,6 +23,12 @@ from .flame_torch import TorchFlame
 CM = 100.0  # the face model is in metres; losses are read in centimetres
 
 
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the samples that carry the label (zero, with a gradient, when none do)."""
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp_min(1.0)
+
+
 def flame_pose(jaw: torch.Tensor, gaze: torch.Tensor) -> torch.Tensor:
     """(B, 5, 3) FLAME pose with the head unrotated: the encoder predicts jaw and eyes only."""
     batch = jaw.shape[0]
@@ -38,11 +44,11 @@ def direct_3d(pred: dict[str, torch.Tensor], target: dict[str, torch.Tensor], fl
     if vertex_ids is not None:
         predicted, actual = predicted[:, vertex_ids], actual[:, vertex_ids]
     return {
-        "params": F.mse_loss(pred["expression"], target["expression"]),
-        "vertices": (predicted - actual).norm(dim=-1).mean() * CM,
-        "jaw": (pred["jaw"] - target["jaw"]).abs().mean(),
-        "eyelids": (pred["eyelids"] - target["eyelids"]).abs().mean(),
-        "gaze": (pred["gaze"] - target["gaze"]).abs().mean(),
+        "params": (pred["expression"] - target["expression"]).square().mean(1),
+        "vertices": (predicted - actual).norm(dim=-1).mean(1) * CM,
+        "jaw": (pred["jaw"] - target["jaw"]).abs().mean(1),
+        "eyelids": (pred["eyelids"] - target["eyelids"]).abs().mean(1),
+        "gaze": (pred["gaze"] - target["gaze"]).abs().mean((1, 2)),
     }
 
 
@@ -56,21 +62,24 @@ def landmark_consistency(pred: dict[str, torch.Tensor], observed: torch.Tensor, 
     model_c = model_xy - model_xy.mean(1, keepdim=True)
     seen_c = seen_xy - seen_xy.mean(1, keepdim=True)
     scale = (model_c * seen_c).sum((1, 2), keepdim=True) / model_c.square().sum((1, 2), keepdim=True).clamp_min(1e-9)
-    return (scale * model_c - seen_c).norm(dim=-1).mean()
+    return (scale * model_c - seen_c).norm(dim=-1).mean(1)
 
 
 def emotion(logits: torch.Tensor, intensity: torch.Tensor, expression: torch.Tensor, label: torch.Tensor,
             label_intensity: torch.Tensor, prototypes: torch.Tensor) -> dict[str, torch.Tensor]:
-    """`label` in 0..7 (0 = neutral), `label_intensity` in [0, 1], `prototypes` (8, n_expr): each
+    """Per-sample terms. `label` in 0..7 (0 = neutral), `label_intensity` in [0, 1] or NaN where
+    unknown (the class still trains, as if at full intensity), `prototypes` (8, n_expr): each
     class's full-intensity expression in the model's parameters (neutral's is zero)."""
+    known = ~torch.isnan(label_intensity)
+    label_intensity = torch.where(known, label_intensity, torch.ones_like(label_intensity))
     classes = logits.shape[1]
     s = torch.where(label == 0, torch.ones_like(label_intensity), label_intensity)
     soft = F.one_hot(label, classes).float() * s[:, None]
     soft[:, 0] += 1 - s
-    cross_entropy = -(soft * F.log_softmax(logits, dim=1)).sum(1).mean()
-    regression = (intensity[:, 0] - torch.where(label == 0, torch.zeros_like(s), s)).abs().mean()
+    cross_entropy = -(soft * F.log_softmax(logits, dim=1)).sum(1)
+    regression = (intensity[:, 0] - torch.where(label == 0, torch.zeros_like(s), s)).abs() * known
     proto = prototypes[label]
     norm = proto.square().sum(1).clamp_min(1e-9)
     strength = (expression * proto).sum(1) / norm  # 1.0 = the full prototype
-    exaggeration = torch.where(label == 0, torch.zeros_like(s), F.relu(strength - label_intensity)).square().mean()
+    exaggeration = torch.where(label == 0, torch.zeros_like(s), F.relu(strength - label_intensity)).square() * known
     return {"emotion": cross_entropy, "intensity": regression, "exaggeration": exaggeration}

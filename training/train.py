@@ -26,6 +26,7 @@ from inference.emotions import EMOTIONS
 from inference.face_model import file_sha256, load_face_model
 
 from . import losses
+from .adapters import RealData
 from .config import TrainConfig, save_config, to_dict
 from .data import synthetic
 from .export import export
@@ -36,12 +37,46 @@ from .synthetic import PROTOTYPES, Batch
 
 
 def _tensors(batch: Batch, device: torch.device) -> dict[str, torch.Tensor]:
-    out = {name: torch.as_tensor(getattr(batch, name)) for name in
+    out = {name: torch.as_tensor(getattr(batch, name)).float().to(device) for name in
            ("features", "shape", "expression", "jaw", "gaze", "eyelids", "intensity")}
-    out = {name: value.float().to(device) for name, value in out.items()}
     out["emotion"] = torch.as_tensor(batch.emotion).long().to(device)
-    out["landmarks"] = torch.as_tensor(batch.features[:, : 478 * 3].reshape(-1, 478, 3)).float().to(device)
+    count = len(batch.features)
+    out["has_params"] = torch.ones(count, dtype=torch.bool, device=device)
+    out["has_emotion"] = torch.ones(count, dtype=torch.bool, device=device)
     return out
+
+
+def _real_tensors(data: RealData, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A real source's rows in the synthetic layout: missing labels are zeros, masked out."""
+    count = len(data.features)
+    out = {name: torch.zeros((count, *value.shape[1:]), dtype=value.dtype, device=value.device)
+           for name, value in like.items()}
+    out["features"] = torch.as_tensor(data.features).float().to(out["features"].device)
+    for name in ("expression", "jaw", "eyelids", "gaze"):
+        value = getattr(data, name)
+        if value is not None:
+            out[name] = torch.as_tensor(value).float().to(out[name].device)
+    out["has_params"] = torch.full((count,), data.expression is not None, device=out["features"].device)
+    if data.emotion is not None:
+        out["emotion"] = torch.as_tensor(data.emotion).long().to(out["features"].device)
+        out["intensity"] = torch.as_tensor(data.intensity).float().to(out["features"].device)
+    out["has_emotion"] = torch.full((count,), data.emotion is not None, device=out["features"].device)
+    return out
+
+
+def _real_sources(config: TrainConfig, cache: Path, log: Any) -> list[RealData]:
+    from .adapters import FeatureCache, load_affectnet, load_scans, load_unlabelled
+
+    features = FeatureCache(cache / "perception")
+    sources = []
+    for path, loader in ((config.data.scans, load_scans), (config.data.affectnet_csv, load_affectnet),
+                         (config.data.unlabelled, load_unlabelled)):
+        if path:
+            data = loader(Path(path), features)
+            skipped = ", ".join(f"{n} {why}" for why, n in data.skipped.items() if n) or "none"
+            log(f"data: {len(data.features)} faces from {data.source} (skipped: {skipped})")
+            sources.append(data)
+    return sources
 
 
 def _rank() -> tuple[int, int]:
@@ -80,6 +115,9 @@ def train(config: TrainConfig, log: Any = print) -> dict[str, Any]:
     log(f"data: {len(train_set.features)} train, {len(val_set.features)} val faces "
         f"({time.perf_counter() - started:.0f} s)")
     data = _tensors(train_set, device)
+    for source in _real_sources(config, out / "cache", log):
+        extra = _real_tensors(source, data)
+        data = {name: torch.cat([data[name], extra[name]]) for name in data}
     shard = torch.arange(rank, len(data["features"]), world)
     data = {name: value[shard] for name, value in data.items()}
 
@@ -93,7 +131,8 @@ def train(config: TrainConfig, log: Any = print) -> dict[str, Any]:
 
     net: torch.nn.Module = encoder
     if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(encoder)
+        # Stage one leaves the emotion branch unused; DDP must not wait for its gradients.
+        net = torch.nn.parallel.DistributedDataParallel(encoder, find_unused_parameters=True)
     weights = config.loss
     anchor: Encoder | None = None
     history = []
@@ -104,7 +143,8 @@ def train(config: TrainConfig, log: Any = print) -> dict[str, Any]:
         # Each stage gets its own warm-up and annealing: run under one schedule, stage two would
         # train the emotion branch in the schedule's near-zero tail.
         optimiser = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        return optimiser, torch.optim.lr_scheduler.OneCycleLR(optimiser, config.lr, total_steps=epochs * steps_per_epoch)
+        steps = epochs * steps_per_epoch
+        return optimiser, torch.optim.lr_scheduler.OneCycleLR(optimiser, config.lr, total_steps=steps)
 
     optimiser, schedule = stage_optimiser(max(1, config.stage1_epochs))
     generator = torch.Generator().manual_seed(config.seed + rank)
@@ -123,16 +163,20 @@ def train(config: TrainConfig, log: Any = print) -> dict[str, Any]:
             batch = {name: value[index] for name, value in data.items()}
             pred = dict(zip(("expression", "jaw", "eyelids", "gaze", "emotion_logits", "intensity"),
                             net(batch["features"]), strict=True))
-            terms = losses.direct_3d(pred, batch, flame)
-            terms["landmarks_2d"] = losses.landmark_consistency(pred, batch["landmarks"], flame, landmark_vertices,
-                                                                batch["shape"])
+            observed = batch["features"][:, : 478 * 3].reshape(-1, 478, 3)
+            terms = {name: losses.masked_mean(value, batch["has_params"])
+                     for name, value in losses.direct_3d(pred, batch, flame).items()}
+            terms["landmarks_2d"] = losses.landmark_consistency(pred, observed, flame, landmark_vertices,
+                                                                batch["shape"]).mean()
             loss = (weights.params * terms["params"] + weights.vertices * terms["vertices"]
                     + weights.jaw * terms["jaw"] + weights.eyelids * terms["eyelids"] + weights.gaze * terms["gaze"]
                     + weights.landmarks_2d * terms["landmarks_2d"])
             if stage_two:
                 assert anchor is not None
-                terms.update(losses.emotion(pred["emotion_logits"], pred["intensity"], pred["expression"],
-                                            batch["emotion"], batch["intensity"], prototypes))
+                emotion_terms = losses.emotion(pred["emotion_logits"], pred["intensity"], pred["expression"],
+                                               batch["emotion"], batch["intensity"], prototypes)
+                terms.update({name: losses.masked_mean(value, batch["has_emotion"])
+                              for name, value in emotion_terms.items()})
                 with torch.no_grad():
                     anchored = anchor(batch["features"])[0]
                 terms["anchor"] = (pred["expression"] - anchored).square().mean()

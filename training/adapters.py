@@ -1,0 +1,231 @@
+"""Real-data adapters: 4D-scan sequences, AffectNet-layout emotion labels, unlabelled footage.
+
+Each adapter turns its files into the same arrays the synthetic set has (features plus whatever
+labels exist, with masks saying which), running perception once per image and caching the
+features by the image's sha256. A data source that yields no usable face is an error that names
+it; single images without a face are skipped and counted.
+
+* Scans: `<name>.npz` per sequence with per-frame FLAME parameters (`expression` (T, n_expr),
+  optional `jaw` (T, 3), `eyelids` (T, 2), `gaze` (T, 2, 3), `shape` (n_shape,)) and the frames as
+  images in the folder `<name>/` (sorted by name, one per row). Direct 3D supervision.
+* AffectNet: a CSV with AffectNet's columns (`subDirectory_filePath, ..., expression, valence,
+  arousal`); codes 0-7 are our emotion order, 8-10 (none, uncertain, no face) are skipped; image
+  paths are relative to the CSV's folder. Intensity is not labelled: it is taken as the distance
+  of (valence, max(arousal, 0)) from the origin, clipped to [0, 1] (neutral: 0); rows without
+  valence/arousal (-2) train the class only. Emotion branch and 2D consistency.
+* Unlabelled: a folder of images and/or videos (every `frame_step`-th frame). 2D consistency only.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inference.errors import FieldsError
+from inference.features import FEATURE_VERSION, encoder_features
+from inference.image import ImageError
+
+from .io import write_with
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm"}
+
+
+class DataError(FieldsError):
+    """A data source is missing, malformed, or yields no usable face."""
+
+
+@dataclass
+class RealData:
+    """Features plus optional labels; a mask per label says which rows carry it."""
+
+    features: np.ndarray  # (N, F) float32
+    source: str
+    expression: np.ndarray | None = None  # (N, n_expr) where scans give it
+    jaw: np.ndarray | None = None
+    eyelids: np.ndarray | None = None
+    gaze: np.ndarray | None = None
+    emotion: np.ndarray | None = None  # (N,) int
+    intensity: np.ndarray | None = None  # (N,) float, NaN where unknown
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+class FeatureCache:
+    """Perception features of image files (or video frames), computed once, kept by content hash."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._perception: Any = None
+
+    def _perceive(self, image: np.ndarray) -> np.ndarray | None:
+        if self._perception is None:
+            from inference.perception import Perception
+
+            self._perception = Perception(max_faces=1)
+        result = self._perception.run(image)
+        if not result.faces:
+            return None
+        face = result.faces[0]
+        scores = np.array(list(face.blendshapes.values()))
+        return encoder_features(face.landmarks_px, scores, result.width, result.height)
+
+    def features(self, image: Path | np.ndarray, key: str | None = None) -> np.ndarray | None:
+        if key is None:
+            assert isinstance(image, Path)
+            key = hashlib.sha256(image.read_bytes()).hexdigest()
+        cached = self.folder / f"v{FEATURE_VERSION}" / f"{key}.npy"
+        if cached.exists():
+            stored = np.load(cached)
+            return None if stored.size == 0 else stored
+        value = self._perceive(image if isinstance(image, np.ndarray) else _load(image))
+        def save(tmp: Path) -> None:
+            with tmp.open("wb") as handle:  # an empty array records "no face"
+                np.save(handle, np.zeros(0) if value is None else value)
+
+        write_with(cached, save)
+        return value
+
+
+def _load(path: Path) -> np.ndarray:
+    from inference.image import load_image
+
+    return load_image(path)
+
+
+def _usable(features: Sequence[np.ndarray | None], source: str, skipped: dict[str, int]) -> np.ndarray:
+    kept = [f for f in features if f is not None]
+    skipped["no face"] = skipped.get("no face", 0) + len(features) - len(kept)
+    if not kept:
+        detail = ", ".join(f"{count} {why}" for why, count in skipped.items() if count)
+        raise DataError(f"Data source '{source}' yields no usable face ({detail or 'no images'})")
+    return np.stack(kept).astype(np.float32)
+
+
+def load_scans(folder: Path, cache: FeatureCache) -> RealData:
+    if not folder.is_dir():
+        raise DataError(f"Scan folder '{folder}' does not exist")
+    sequences = sorted(folder.glob("*.npz"))
+    if not sequences:
+        raise DataError(f"Scan folder '{folder}' holds no <name>.npz parameter files")
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in ("features", "expression", "jaw", "eyelids", "gaze")}
+    skipped: dict[str, int] = {}
+    for sequence in sequences:
+        frames_dir = sequence.with_suffix("")
+        frames = sorted(p for p in frames_dir.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        try:
+            with np.load(sequence, allow_pickle=False) as params:
+                if "expression" not in params:
+                    raise DataError(f"Scan file '{sequence}' has no 'expression' array")
+                expression = np.asarray(params["expression"], dtype=np.float32)
+                count = len(expression)
+                jaw = np.asarray(params["jaw"], np.float32) if "jaw" in params else np.zeros((count, 3), np.float32)
+                eyelids = (np.asarray(params["eyelids"], np.float32) if "eyelids" in params
+                           else np.zeros((count, 2), np.float32))
+                gaze = (np.asarray(params["gaze"], np.float32) if "gaze" in params
+                        else np.zeros((count, 2, 3), np.float32))
+        except (ValueError, OSError) as exc:
+            raise DataError(f"Scan file '{sequence}' cannot be read ({exc})") from None
+        if len(frames) != count:
+            raise DataError(f"Scan sequence '{sequence}' has {count} parameter rows but {len(frames)} frames "
+                            f"in '{frames_dir}'")
+        if jaw.shape != (count, 3) or eyelids.shape != (count, 2) or gaze.shape != (count, 2, 3):
+            raise DataError(f"Scan file '{sequence}' has arrays whose shapes do not match its {count} frames")
+        for i, frame in enumerate(frames):
+            try:
+                value = cache.features(frame)
+            except ImageError:
+                skipped["unreadable"] = skipped.get("unreadable", 0) + 1
+                continue
+            if value is None:
+                skipped["no face"] = skipped.get("no face", 0) + 1
+                continue
+            for name, array in (("features", value), ("expression", expression[i]), ("jaw", jaw[i]),
+                                ("eyelids", eyelids[i]), ("gaze", gaze[i])):
+                rows[name].append(array)
+    features = _usable(rows["features"], str(folder), skipped)
+    return RealData(features=features, source=str(folder), expression=np.stack(rows["expression"]),
+                    jaw=np.stack(rows["jaw"]), eyelids=np.stack(rows["eyelids"]), gaze=np.stack(rows["gaze"]),
+                    skipped=skipped)
+
+
+AFFECTNET_COLUMNS = ("subDirectory_filePath", "expression", "valence", "arousal")
+
+
+def load_affectnet(csv_path: Path, cache: FeatureCache) -> RealData:
+    if not csv_path.is_file():
+        raise DataError(f"AffectNet CSV '{csv_path}' does not exist")
+    with csv_path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in AFFECTNET_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"AffectNet CSV '{csv_path}' lacks the column(s) {', '.join(missing)}")
+        records = list(reader)
+    features, labels, intensities = [], [], []
+    skipped: dict[str, int] = {}
+    for line, record in enumerate(records, start=2):
+        try:
+            code = int(record["expression"])
+            valence, arousal = float(record["valence"]), float(record["arousal"])
+        except ValueError:
+            raise DataError(f"AffectNet CSV '{csv_path}' line {line}: expression/valence/arousal "
+                            "are not numbers") from None
+        if not 0 <= code <= 7:
+            skipped["not an emotion (codes 8-10)"] = skipped.get("not an emotion (codes 8-10)", 0) + 1
+            continue
+        image = csv_path.parent / record["subDirectory_filePath"]
+        try:
+            value = cache.features(image)
+        except ImageError:
+            skipped["unreadable"] = skipped.get("unreadable", 0) + 1
+            continue
+        if value is None:
+            skipped["no face"] = skipped.get("no face", 0) + 1
+            continue
+        features.append(value)
+        labels.append(code)
+        known = valence > -2 and arousal > -2
+        intensity = min(1.0, float(np.hypot(valence, max(arousal, 0.0)))) if known else float("nan")
+        intensities.append(0.0 if code == 0 else intensity)
+    stacked = _usable(features, str(csv_path), skipped)
+    return RealData(features=stacked, source=str(csv_path), emotion=np.array(labels),
+                    intensity=np.array(intensities, dtype=np.float32), skipped=skipped)
+
+
+def load_unlabelled(folder: Path, cache: FeatureCache, frame_step: int = 5) -> RealData:
+    if not folder.is_dir():
+        raise DataError(f"Unlabelled data folder '{folder}' does not exist")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+    if not files:
+        raise DataError(f"Unlabelled data folder '{folder}' holds no images or videos")
+    features: list[np.ndarray | None] = []
+    skipped: dict[str, int] = {}
+    for path in files:
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            try:
+                features.append(cache.features(path))
+            except ImageError:
+                skipped["unreadable"] = skipped.get("unreadable", 0) + 1
+            continue
+        import cv2
+
+        capture = cv2.VideoCapture(str(path))
+        if not capture.isOpened():
+            skipped["unreadable"] = skipped.get("unreadable", 0) + 1
+            continue
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        index = 0
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if index % frame_step == 0:
+                features.append(cache.features(np.ascontiguousarray(frame[:, :, ::-1]), key=f"{digest}-{index}"))
+            index += 1
+        capture.release()
+    return RealData(features=_usable(features, str(folder), skipped), source=str(folder), skipped=skipped)
