@@ -1,8 +1,9 @@
 """Command line: `python -m inference PHOTO --json` prints one JSON object describing the faces.
 
 For pipelines and render farms. The object holds `faces` (each `bbox`, `score`, `landmarks_px`
-478x3, `blendshapes` name -> score, `matrix` 4x4), `providers`, and the image's `width`/`height`;
-later stages add their own keys to the same object. Exit status 0 on success (also when no face
+478x3, `blendshapes` name -> score, `matrix` 4x4, and from the FIELDS encoder `expression` name ->
+value, `jaw`, `eyelids`, `gaze`, `emotion` {`label`, `probs`, `intensity`}), `model` (the encoder's
+name, sha256 and face model), `providers`, and the image's `width`/`height`. Exit status 0 on success (also when no face
 is found: `faces` is then empty), 2 on a usage error, 1 with a one-line message naming the file
 on any other failure. Must not import bpy.
 """
@@ -13,6 +14,8 @@ import argparse
 import json
 import sys
 
+import numpy as np
+
 from .errors import FieldsError
 
 
@@ -22,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON object (the default output)")
     parser.add_argument("--max-faces", type=int, default=None, help="keep at most this many faces, largest first")
     parser.add_argument("--indent", type=int, default=None, help="indent the JSON for reading")
+    parser.add_argument("--perception-only", action="store_true", help="skip the expression/emotion encoder")
     return parser
 
 
@@ -31,6 +35,15 @@ def main(argv: list[str] | None = None) -> int:
         from .perception import Perception
 
         result = Perception(max_faces=args.max_faces).run(args.photo)
+        payload = {"image": args.photo, **result.to_json()}
+        if not args.perception_only:
+            from .encoder import ExpressionEncoder
+
+            encoder = ExpressionEncoder()
+            payload["model"] = encoder.describe()
+            for face, entry in zip(result.faces, payload["faces"], strict=True):
+                scores = np.array(list(face.blendshapes.values()))
+                entry.update(encoder.predict_face(face.landmarks_px, scores, result.width, result.height).to_json())
     except FieldsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -38,7 +51,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: '{args.photo}' could not be processed: {type(error).__name__}: {error}".splitlines()[0],
               file=sys.stderr)
         return 1
-    payload = {"image": args.photo, **result.to_json()}
     print(json.dumps(payload, indent=args.indent))
     return 0
 
