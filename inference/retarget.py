@@ -132,9 +132,10 @@ def load_mediapipe_embedding(path: str | os.PathLike[str], model: FaceModel) -> 
     if not path.is_file():
         raise LandmarkEmbeddingError(path, "does not exist" if not path.exists() else "is not a file")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not hasattr(archive, "files"):
-                raise LandmarkEmbeddingError(path, "is a single array, not an .npz archive of named arrays")
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise LandmarkEmbeddingError(path, "is a single array, not an .npz archive of named arrays")
+        with loaded as archive:
             missing = [key for key in EMBEDDING_KEYS if key not in archive.files]
             if missing:
                 raise LandmarkEmbeddingError(path, f"lacks the key(s) {', '.join(missing)} (it holds "
@@ -398,7 +399,17 @@ class Retargeter:
         """Target parameters for the source's `expression`, `pose` (5, 3), `eyelids` (2,) and
         identity `shape` (the source's neutral is taken with the same identity)."""
         source_pose = np.zeros((5, 3)) if pose is None else np.asarray(pose, dtype=np.float64).reshape(5, 3)
-        goal = self.goal(expression, source_pose, eyelids, shape)
+        return self.fit(self.goal(expression, source_pose, eyelids, shape), source_pose, eyelids)
+
+    def fit(self, goal: np.ndarray, pose: np.ndarray | None = None, eyelids: np.ndarray | None = None
+            ) -> RetargetResult:
+        """Target parameters whose points best reach `goal` (N, 3), in the target's frame. `pose`
+        supplies the copied head rotation and gaze (and the jaw when it is copied); `eyelids` are
+        applied to the target first when they are mapped. `retarget` is `fit(goal(...))`."""
+        source_pose = np.zeros((5, 3)) if pose is None else np.asarray(pose, dtype=np.float64).reshape(5, 3)
+        goal = np.asarray(goal, dtype=np.float64)
+        if goal.shape != self.target_neutral.shape:
+            raise ValueError(f"goal has shape {goal.shape}, expected {self.target_neutral.shape}")
         target_eyelids = np.zeros(2)
         if self.map_eyelids and eyelids is not None:
             target_eyelids = np.clip(np.asarray(eyelids, dtype=np.float64), 0.0, 1.0)
@@ -411,7 +422,10 @@ class Retargeter:
         while iterations < self.max_iterations:
             iterations += 1
             shaped, joint = self._target.shaped(expression=psi)
-            points, jaw_columns = self._target.posed_with_jacobian(shaped, joint, jaw, target_eyelids)
+            if self.solve_jaw:
+                points, jaw_columns = self._target.posed_with_jacobian(shaped, joint, jaw, target_eyelids)
+            else:
+                points = self._target.posed(shaped, joint, jaw, target_eyelids)
             residual = weights * (points - goal)
             delta = rotation_and_derivatives(jaw)[0] - np.eye(3)
             # Expression block of the normal matrix at this jaw: P^T W P + sym(sum Δ_ed P_e^T W Q_d) + ...
@@ -440,6 +454,8 @@ class Retargeter:
                 break  # no step lowers the cost: at a minimum to rounding
             settled = cost - trial_cost <= self.tolerance * cost
             psi, jaw, cost = trial_psi, trial_jaw, trial_cost
+            if not self.solve_jaw and length == 1.0:
+                break  # linear least squares: the full Gauss-Newton step is its exact solution
             if settled or length * np.linalg.norm(step) <= self.tolerance * (1.0 + np.linalg.norm(psi)):
                 break
         points = self._target.evaluate(expression=psi, jaw=jaw, eyelids=target_eyelids)

@@ -117,3 +117,4 @@ def reparameterised_copy(model: FaceModel, mix: np.ndarray, permutation: np.ndar
         eyelids=None if model.eyelids is None else model.eyelids[:, permutation],
         name=model.name + " (re-parameterised)",
     )
+

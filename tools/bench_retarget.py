@@ -22,8 +22,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from flame_fixtures import make_flame_arrays  # noqa: E402
-from retarget_fixtures import bump_basis, default_embedding_ids, model_from_arrays, open_head_embedding  # noqa: E402
-from retarget_fixtures import write_embedding  # noqa: E402
+from retarget_fixtures import (  # noqa: E402
+    bump_basis,
+    default_embedding_ids,
+    model_from_arrays,
+    open_head_embedding,
+    write_embedding,  # noqa: E402
+)
 
 from inference.default_head import landmarks, load_default_head  # noqa: E402
 from inference.emotions import EMOTIONS, emotion_weights  # noqa: E402
