@@ -30,6 +30,7 @@ from inference.retarget import (
     SurfacePoints,
     arkit_key,
     arkit_key_values,
+    cholesky_solve,
     load_mediapipe_embedding,
     match_arkit_names,
     match_arkit_report,
@@ -102,6 +103,13 @@ def test_jacobians_match_finite_differences(source: FaceModel) -> None:
                                    for e in np.eye(K)], axis=-1)
     analytic = model.expression_jacobian(jaw)
     assert np.abs(analytic - numeric_expression).max() < 1e-8 * np.abs(numeric_expression).max()
+
+
+def test_cholesky_solve_agrees_with_numpy() -> None:
+    rng = np.random.default_rng(5)
+    half = rng.normal(size=(103, 103))
+    matrix, rhs = half @ half.T + 1e-3 * np.eye(103), rng.normal(size=103)
+    assert np.allclose(cholesky_solve(matrix, rhs), np.linalg.solve(matrix, rhs), rtol=1e-8, atol=1e-8)
 
 
 # ---------------------------------------------------------------- recovery on a re-parameterised copy
@@ -298,6 +306,8 @@ def test_correspondences_pair_by_label_and_check_ranges(source: FaceModel) -> No
         open_head_landmarks([478])
     with pytest.raises(ValueError, match="outside"):
         Retargeter(source, source, Correspondence.shared_vertices([0, source.n_verts]))
+    with pytest.raises(ValueError, match="positive"):
+        Retargeter(source, source, Correspondence.shared_vertices(np.arange(10)), regularisation=0.0)
 
 
 # ---------------------------------------------------------------- ARKit-named rigs
