@@ -34,3 +34,11 @@ class ImageError(FileProblem):
 
     def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
         super().__init__(path, problem, kind="Image")
+
+
+class LandmarkEmbeddingError(FileProblem):
+    """A landmark-embedding file (e.g. FLAME's `mediapipe_landmark_embedding.npz`) is missing,
+    unreadable or does not fit the face model it is meant for."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        super().__init__(path, problem, kind="Landmark embedding")
