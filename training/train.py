@@ -197,6 +197,10 @@ def train(config: TrainConfig, log: Any = print) -> dict[str, Any]:
     metrics = evaluate(encoder, val_set, face_model, device)
     metrics["train_seconds"] = time.perf_counter() - started
     if rank == 0:
+        from .real_photos import real_photo_metrics
+
+        metrics.update(real_photo_metrics(encoder, face_model.expression_names))
+    if rank == 0:
         _write_outputs(config, encoder, val_set, model_path, metrics, history)
     if world > 1:
         dist.barrier()
@@ -267,4 +271,7 @@ def evaluate_folder(folder: Path) -> dict[str, Any]:
     encoder = Encoder(val_set.features.shape[1], face_model.n_expr, config.model.hidden, config.model.layers,
                       config.model.dropout)
     encoder.load_state_dict(state)
-    return evaluate(encoder, val_set, face_model, torch.device("cpu"))
+    from .real_photos import real_photo_metrics
+
+    metrics = evaluate(encoder, val_set, face_model, torch.device("cpu"))
+    return {**metrics, **real_photo_metrics(encoder, face_model.expression_names)}
