@@ -1,11 +1,15 @@
-"""Command line: `python -m inference PHOTO --json` prints one JSON object describing the faces.
+"""Command line: `python -m inference PHOTO --json`, or `python -m inference VIDEO_OR_FOLDER --out params.npz`.
 
-For pipelines and render farms. The object holds `faces` (each `bbox`, `score`, `landmarks_px`
-478x3, `blendshapes` name -> score, `matrix` 4x4, and from the FIELDS encoder `expression` name ->
-value, `jaw`, `eyelids`, `gaze`, `emotion` {`label`, `probs`, `intensity`}), `model` (the encoder's
-name, sha256 and face model), `providers`, and the image's `width`/`height`. Exit status 0 on success (also when no face
-is found: `faces` is then empty), 2 on a usage error, 1 with a one-line message naming the file
-on any other failure. Must not import bpy.
+For pipelines and render farms. Photo mode prints one JSON object holding `faces` (each `bbox`,
+`score`, `landmarks_px` 478x3, `blendshapes` name -> score, `matrix` 4x4, and from the FIELDS
+encoder `expression` name -> value, `jaw`, `eyelids`, `gaze`, `emotion` {`label`, `probs`,
+`intensity`}), `model` (the encoder's name, sha256 and face model), `providers`, and the image's
+`width`/`height`. A folder or a video file (by suffix) runs the sequence pipeline (video-mode
+tracking, encoder, gap filling, One-Euro smoothing): `--out` writes the per-frame arrays as an
+.npz (`inference.sequence.load_result` reads it), stdout gets a JSON summary, or with `--json`
+the per-frame values too; a progress bar goes to stderr when it is a terminal (or with
+`--progress`). Exit status 0 on success (also when no face is found), 2 on a usage error, 1 with
+a one-line message naming the file on any other failure. Must not import bpy.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from typing import Any
 
 import numpy as np
 
@@ -20,35 +26,132 @@ from .errors import FieldsError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m inference", description="FIELDS face perception on a photo.")
-    parser.add_argument("photo", help="image file (JPEG, PNG, TIFF, WebP, BMP...)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object (the default output)")
-    parser.add_argument("--max-faces", type=int, default=None, help="keep at most this many faces, largest first")
+    parser = argparse.ArgumentParser(prog="python -m inference",
+                                     description="FIELDS face perception on a photo, a video or a folder of images.")
+    parser.add_argument("source", metavar="PHOTO|VIDEO|FOLDER",
+                        help="image file (JPEG, PNG, TIFF, WebP, BMP...), video file, or folder of images")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object (photo: the default; sequence: adds per-frame values)")
+    parser.add_argument("--max-faces", type=int, default=None,
+                        help="photo: keep at most this many faces, largest first")
     parser.add_argument("--indent", type=int, default=None, help="indent the JSON for reading")
-    parser.add_argument("--perception-only", action="store_true", help="skip the expression/emotion encoder")
+    parser.add_argument("--perception-only", action="store_true", help="photo: skip the expression/emotion encoder")
+    sequence = parser.add_argument_group("sequences (video file or image folder)")
+    sequence.add_argument("--out", help="write the per-frame parameters to this .npz")
+    sequence.add_argument("--start", type=int, default=0, help="first source frame, counted from 0 (default 0)")
+    sequence.add_argument("--end", type=int, default=None, help="last source frame, inclusive (default: the last)")
+    sequence.add_argument("--step", type=int, default=1, help="process every Nth frame (default 1)")
+    sequence.add_argument("--fps", type=float, default=None,
+                          help="frame rate (default: the video's own; 24 for a folder)")
+    sequence.add_argument("--face", type=int, default=0, help="which face to follow, 0 = the largest (default 0)")
+    sequence.add_argument("--gaps", choices=("interpolate", "hold", "leave"), default="interpolate",
+                          help="frames without a face: interpolate across (default), hold the last value, or leave NaN")
+    sequence.add_argument("--min-cutoff", type=float, default=None, help="One-Euro min cutoff in Hz (default 1.0)")
+    sequence.add_argument("--beta", type=float, default=None, help="One-Euro speed coefficient (default 10)")
+    sequence.add_argument("--d-cutoff", type=float, default=None, help="One-Euro derivative cutoff in Hz (default 1.0)")
+    sequence.add_argument("--no-smoothing", action="store_true", help="keep the per-frame values unsmoothed")
+    sequence.add_argument("--cache", metavar="DIR", help="reuse or store the raw per-frame result in this folder")
+    sequence.add_argument("--progress", action="store_true", help="progress lines on stderr even when not a terminal")
+    sequence.add_argument("--quiet", action="store_true", help="no progress and no warnings on stderr")
     return parser
 
 
+def photo_main(args: argparse.Namespace) -> dict[str, Any]:
+    from .perception import Perception
+
+    result = Perception(max_faces=args.max_faces).run(args.source)
+    payload = {"image": args.source, **result.to_json()}
+    if not args.perception_only:
+        from .encoder import ExpressionEncoder
+
+        encoder = ExpressionEncoder()
+        payload["model"] = encoder.describe()
+        for face, entry in zip(result.faces, payload["faces"], strict=True):
+            scores = np.array(list(face.blendshapes.values()))
+            entry.update(encoder.predict_face(face.landmarks_px, scores, result.width, result.height).to_json())
+    return payload
+
+
+class Progress:
+    """A one-line bar redrawn in place on a terminal; whole lines every 10% otherwise."""
+
+    def __init__(self, stream: Any, in_place: bool) -> None:
+        self.stream, self.in_place = stream, in_place
+        self.last_draw = 0.0
+        self.last_decile = -1
+
+    def __call__(self, job: Any) -> None:
+        now = time.monotonic()
+        total = job.total
+        fraction = job.done / total if total else None
+        if self.in_place:
+            if now - self.last_draw < 0.1 and not job.finished:
+                return
+            self.last_draw = now
+        else:
+            decile = int(fraction * 10) if fraction is not None else job.done // 500
+            if decile == self.last_decile and not job.finished:
+                return
+            self.last_decile = decile
+        width = 30
+        bar = "#" * int(width * fraction) + "-" * (width - int(width * fraction)) if fraction is not None else ""
+        eta = f" eta {job.eta_s:4.0f}s" if job.eta_s is not None and not job.finished else ""
+        counts = f"{job.done}/{total}" if total else f"{job.done}"
+        line = f"[{bar}] {counts} frames {job.fps:5.1f} fps{eta}"
+        if self.in_place:
+            self.stream.write("\r" + line + ("\n" if job.finished else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def sequence_main(args: argparse.Namespace) -> dict[str, Any]:
+    from .frames import open_source
+    from .sequence import SequencePipeline, save_result
+    from .smoothing import OneEuroSettings
+
+    source = open_source(args.source, args.start, args.end, args.step, args.fps)
+    defaults = OneEuroSettings()
+    smoothing = None if args.no_smoothing else OneEuroSettings(
+        min_cutoff=args.min_cutoff if args.min_cutoff is not None else defaults.min_cutoff,
+        beta=args.beta if args.beta is not None else defaults.beta,
+        d_cutoff=args.d_cutoff if args.d_cutoff is not None else defaults.d_cutoff)
+    pipeline = SequencePipeline(face=args.face)
+    show = not args.quiet and (args.progress or sys.stderr.isatty())
+    progress = Progress(sys.stderr, in_place=sys.stderr.isatty()) if show else None
+    raw = pipeline.run(source, cache_dir=args.cache, progress=progress)
+    result = raw.processed(gaps=args.gaps, smoothing=smoothing)
+    if not args.quiet:
+        for message in raw.warnings:
+            print(f"warning: {message}", file=sys.stderr)
+        if raw.unreadable.any():
+            print(f"warning: {int(raw.unreadable.sum())} unreadable frame(s) skipped, first: {raw.problems[0]}",
+                  file=sys.stderr)
+    if args.out:
+        save_result(result, args.out)
+    payload = result.to_json() if args.json or not args.out else result.summary()
+    return {**payload, "out": args.out}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
-        from .perception import Perception
+        from .frames import is_sequence_path
 
-        result = Perception(max_faces=args.max_faces).run(args.photo)
-        payload = {"image": args.photo, **result.to_json()}
-        if not args.perception_only:
-            from .encoder import ExpressionEncoder
-
-            encoder = ExpressionEncoder()
-            payload["model"] = encoder.describe()
-            for face, entry in zip(result.faces, payload["faces"], strict=True):
-                scores = np.array(list(face.blendshapes.values()))
-                entry.update(encoder.predict_face(face.landmarks_px, scores, result.width, result.height).to_json())
+        if is_sequence_path(args.source):
+            if args.step < 1 or args.start < 0 or (args.end is not None and args.end < args.start):
+                parser.error("--start must be >= 0, --end >= --start, --step >= 1")
+            payload = sequence_main(args)
+        else:
+            if args.out:
+                parser.error("--out is for a video or a folder of images; a photo prints JSON")
+            payload = photo_main(args)
     except FieldsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except Exception as error:  # one line for the farm's log, whatever broke
-        print(f"error: '{args.photo}' could not be processed: {type(error).__name__}: {error}".splitlines()[0],
+        print(f"error: '{args.source}' could not be processed: {type(error).__name__}: {error}".splitlines()[0],
               file=sys.stderr)
         return 1
     print(json.dumps(payload, indent=args.indent))

@@ -83,12 +83,20 @@ class ExpressionEncoder:
     def providers(self) -> list[str]:
         return providers_in_use(self.session)
 
-    def predict(self, features: np.ndarray) -> list[Expression]:
+    def predict_arrays(self, features: np.ndarray) -> dict[str, np.ndarray]:
+        """The named outputs for a batch (N, F), as arrays with N leading, plus `emotion_probs`
+        (softmax of the logits): what a sequence keeps per frame, without per-face objects."""
         batch = np.atleast_2d(np.asarray(features, dtype=np.float32))
         outputs = dict(zip(self.output_names, self.session.run(self.output_names, {"features": batch}), strict=True))
         logits = outputs["emotion_logits"]
         probs = np.exp(logits - logits.max(1, keepdims=True))
-        probs /= probs.sum(1, keepdims=True)
+        outputs["emotion_probs"] = probs / probs.sum(1, keepdims=True)
+        return outputs
+
+    def predict(self, features: np.ndarray) -> list[Expression]:
+        batch = np.atleast_2d(np.asarray(features, dtype=np.float32))
+        outputs = self.predict_arrays(batch)
+        probs = outputs["emotion_probs"]
         return [
             Expression(
                 expression=dict(zip(self.expression_names, map(float, outputs["expression"][i]), strict=True)),

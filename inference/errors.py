@@ -42,3 +42,19 @@ class LandmarkEmbeddingError(FileProblem):
 
     def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
         super().__init__(path, problem, kind="Landmark embedding")
+
+
+class SequenceError(FileProblem):
+    """A frame source (a video file or a folder of images) cannot be used as a sequence: it does not
+    exist, cannot be opened, holds no images, mixes frame sizes, or the frame range lies outside it.
+    `kind` says what the path is ("Video", "Image folder", "Frame")."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str, kind: str = "Sequence") -> None:
+        super().__init__(path, problem, kind=kind)
+
+
+class CacheError(FileProblem):
+    """A sequence-result cache file cannot be written (the folder is read-only or full)."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        super().__init__(path, problem, kind="Cache file")
