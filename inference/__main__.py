@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -134,6 +135,9 @@ def sequence_main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # FFmpeg prints its own complaint ("moov atom not found") before ours; the contract is one line.
+    # OpenCV reads this when it first opens a video; a user's own setting wins.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "0")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

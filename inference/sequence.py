@@ -295,19 +295,21 @@ class SequenceJob:
         return max(self.total - self.done, 0) / self.fps
 
     def step(self, budget_s: float | None = None) -> bool:
-        """Process frames for about `budget_s` seconds (None: to the end); True once finished
+        """Process frames for about `budget_s` seconds, at least one (None: to the end); True once finished
         (or cancelled). Errors from the source (mixed frame sizes) propagate."""
         if self.finished or self.cancelled:
             return True
         assert self._frames is not None
         began = time.perf_counter()
         try:
-            while budget_s is None or time.perf_counter() - began < budget_s:
+            while True:  # at least one frame per step, so a tiny budget still advances
                 frame = next(self._frames, None)
                 if frame is None:
                     self._finish()
                     break
                 self._process(frame)
+                if budget_s is not None and time.perf_counter() - began >= budget_s:
+                    break
         finally:
             self._elapsed += time.perf_counter() - began
         return self.finished
