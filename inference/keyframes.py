@@ -59,8 +59,9 @@ def fcurve_keys(frames: np.ndarray, values: np.ndarray, names: list[str], *, int
 
     Rows that are NaN in a column (gaps left open) get no key on that curve, so Blender's curve
     runs straight across them and the artist can fill them by hand. LINEAR is the default: with a
-    key on every frame, Bezier adds nothing between frames but its handle solve on `update()`, and
-    linear segments cannot overshoot a bounded value such as an eyelid."""
+    key on every frame a curve only matters between frames (motion blur, retimed scenes), and
+    linear segments cannot overshoot a bounded value such as an eyelid. (Cost is no reason either
+    way: 60 curves x 1000 keys were written in 15 ms with either, on bpy 4.5 and 5.0.)"""
     if interpolation not in INTERPOLATION:
         raise ValueError(f"interpolation {interpolation!r} is not one of {', '.join(INTERPOLATION)}.")
     if handle_type not in HANDLE_TYPES:

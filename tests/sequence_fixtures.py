@@ -23,7 +23,8 @@ def photo() -> np.ndarray:
     return _PHOTO
 
 
-def moving_frame(i: int, count: int, size: tuple[int, int] = (640, 480), seed: int = 0) -> np.ndarray:
+def moving_frame(i: int, count: int, size: tuple[int, int] = (640, 480), seed: int = 0,
+                 noise: float = 3.0) -> np.ndarray:
     """Frame i of a webcam-like clip: the face (about 190 px wide) drifting and turning slightly,
     with sensor noise (as tools/bench_perception.py makes them)."""
     t = i / max(count - 1, 1)
@@ -31,8 +32,9 @@ def moving_frame(i: int, count: int, size: tuple[int, int] = (640, 480), seed: i
     matrix[:, 2] += (size[0] / 2 - CENTRE[0] + 60 * np.sin(2 * np.pi * t),
                      size[1] / 2 - 20 - CENTRE[1] + 20 * np.cos(2 * np.pi * t))
     frame = cv2.warpAffine(photo(), matrix, size, borderValue=(96, 110, 120))
-    noise = np.random.default_rng(seed + i).normal(0, 3, frame.shape)
-    return np.clip(frame + noise, 0, 255).astype(np.uint8)
+    if not noise:
+        return frame
+    return np.clip(frame + np.random.default_rng(seed + i).normal(0, noise, frame.shape), 0, 255).astype(np.uint8)
 
 
 def still_frame(i: int, size: tuple[int, int] = (640, 480), seed: int = 0) -> np.ndarray:
