@@ -121,6 +121,19 @@ def test_corrupt_frame_in_a_folder_is_skipped_and_counted(pipeline: SequencePipe
     assert np.isfinite(filled.expression).all()
 
 
+def test_corrupt_frame_in_a_video_is_skipped_and_counted(pipeline: SequencePipeline, tmp_path: Path) -> None:
+    clip = write_video(tmp_path / "clip.avi", [moving_frame(i, 10) for i in range(10)])
+    data = bytearray(clip.read_bytes())
+    # Each MJPG frame is one JPEG in the AVI: wipe the headers of the fifth one after its SOI marker.
+    starts = [i for i in range(len(data) - 3) if data[i:i + 3] == b"\xff\xd8\xff"]
+    assert len(starts) == 10
+    data[starts[4] + 2:starts[4] + 2002] = bytes(2000)
+    clip.write_bytes(bytes(data))
+    result = pipeline.run(open_source(clip))
+    assert result.frames.tolist() == list(range(10)) and result.unreadable.tolist() == [i == 4 for i in range(10)]
+    assert result.found.sum() == 9 and str(clip) in result.problems[0] and "Frame 4" in result.problems[0]
+
+
 def test_mixed_frame_sizes_raise_naming_the_file(pipeline: SequencePipeline, tmp_path: Path) -> None:
     write_folder(tmp_path, [moving_frame(0, 3), moving_frame(1, 3)])
     odd = tmp_path / "frame3.jpg"
