@@ -211,3 +211,27 @@ def test_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "encoder.onnx").exists() and json.loads((tmp_path / "metrics.json").read_text())
+
+
+def test_native_flame_encoder_through_retargeting(tmp_path: Path, flame_pickle: Path) -> None:
+    """A FLAME-format face model trains its own encoder: faces rendered from the open head, labels
+    solved on the FLAME head through its MediaPipe landmark embedding (issue 5)."""
+    from retarget_fixtures import default_embedding_ids, open_head_embedding, write_embedding
+
+    from inference.default_head import load_default_head
+    from inference.face_model import load_face_model
+
+    head, _ = load_default_head()
+    target = load_face_model(flame_pickle)
+    ids = default_embedding_ids()
+    faces, bary = open_head_embedding(head.v_template[:478], target, ids)
+    embedding = write_embedding(tmp_path / "mediapipe_landmark_embedding.npz", faces, bary, ids)
+    out = tmp_path / "run"
+    missing = subprocess.run([sys.executable, "-m", "training", "train", f"face_model={flame_pickle}", *TINY,
+                              f"out={out}"], cwd=ROOT, capture_output=True, text=True)
+    assert missing.returncode == 2 and "set data.landmark_embedding" in missing.stderr
+    train(load_config(None, [*TINY, f"out={out}", f"face_model={flame_pickle}",
+                             f"data.landmark_embedding={embedding}"]), log=lambda *_: None)
+    metadata = json.loads((out / "encoder.json").read_text())
+    assert metadata["face_model"]["n_expr"] == 100 and metadata["face_model"]["name"] == "generic_model"
+    assert [o["shape"] for o in metadata["outputs"] if o["name"] == "expression"] == [[100]]
