@@ -31,6 +31,12 @@ def resolve_target(context: bpy.types.Context) -> bpy.types.Object | None:
     return active if active is not None and active.type == "MESH" else None
 
 
+def _sentence(message: str) -> str:
+    """Blender's report is one line; the errors' messages are sentences, some without the full stop."""
+    message = " ".join(message.split())
+    return message if message.endswith((".", "!", "?")) else message + "."
+
+
 class FieldsTargetMixin:
     """Shared poll: object mode and a mesh target."""
 
@@ -99,7 +105,7 @@ class FIELDS_OT_reconstruct_photo(FieldsTargetMixin, bpy.types.Operator):
                           arkit=lambda: sessions.arkit_mapping(encoder.face_model["file"]),
                           retarget=self._retargeter(context, encoder.face_model, target))
         except FieldsError as error:
-            self.report({"ERROR"}, str(error))
+            self.report({"ERROR"}, _sentence(str(error)))
             return {"CANCELLED"}
         scene = context.scene
         keying = options.insert_keyframes or scene.tool_settings.use_keyframe_insert_auto
