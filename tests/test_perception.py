@@ -220,9 +220,16 @@ def test_cli_prints_one_json_object() -> None:
     payload = json.loads(done.stdout)
     assert set(payload) >= {"faces", "providers"}
     face = payload["faces"][0]
-    assert set(face) == {"bbox", "score", "landmarks_px", "blendshapes", "matrix"}
+    assert set(face) == {"bbox", "score", "landmarks_px", "blendshapes", "matrix", "expression", "jaw", "eyelids",
+                         "gaze", "emotion"}
     assert np.array(face["landmarks_px"]).shape == (478, 3) and np.array(face["matrix"]).shape == (4, 4)
     assert face["blendshapes"]["mouthSmileLeft"] > 0.6
+    # The shipped encoder (issue 5) reads the astronaut's smile as happiness, at least half strength.
+    assert face["emotion"]["label"] == "happiness" and face["emotion"]["intensity"] >= 0.5
+    assert face["expression"]["mouthSmileLeft"] > 0.3 and face["expression"]["mouthSmileRight"] > 0.3
+    assert payload["model"]["face_model"]["name"] == "FIELDS open head" and len(payload["model"]["sha256"]) == 64
+    only = json.loads(run_cli(str(ROOT / "inference" / "samples" / "astronaut.jpg"), "--perception-only").stdout)
+    assert "emotion" not in only["faces"][0] and "model" not in only
 
 
 def test_cli_fails_with_one_line_naming_the_file(tmp_path: Path) -> None:

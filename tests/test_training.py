@@ -103,6 +103,25 @@ def test_bad_face_model_leaves_nothing(tmp_path: Path) -> None:
     assert not (out / "encoder.onnx").exists() and not (out / "encoder.pt").exists()
 
 
+def test_synthetic_data_is_deterministic() -> None:
+    from inference.default_head import load_default_head
+    from training.config import DataConfig
+    from training.synthetic import generate
+
+    model, mapping = load_default_head()
+    first, second = (generate(model, mapping, 8, seed=3, config=DataConfig()) for _ in range(2))
+    np.testing.assert_array_equal(first.features, second.features)
+    assert not np.array_equal(first.features, generate(model, mapping, 8, seed=4, config=DataConfig()).features)
+
+
+def test_cuda_without_a_gpu_is_a_clear_error() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = subprocess.run([sys.executable, "-m", "training", "train", "--device", "cuda", *TINY], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "torch sees no CUDA GPU" in result.stderr
+
+
 def test_unknown_config_key_is_one_clear_line(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "training", "train", "loss.vertexes=1"], cwd=ROOT,
                             capture_output=True, text=True)

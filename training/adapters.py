@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +54,7 @@ class RealData:
     gaze: np.ndarray | None = None
     emotion: np.ndarray | None = None  # (N,) int
     intensity: np.ndarray | None = None  # (N,) float, NaN where unknown
-    skipped: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)  # why -> how many rows
 
 
 class FeatureCache:
@@ -98,9 +99,20 @@ def _load(path: Path) -> np.ndarray:
     return load_image(path)
 
 
-def _usable(features: Sequence[np.ndarray | None], source: str, skipped: dict[str, int]) -> np.ndarray:
+def _features_or_skip(cache: FeatureCache, image: Path, skipped: Counter[str]) -> np.ndarray | None:
+    """The image's features, or None (counted in `skipped`) when it is unreadable or shows no face."""
+    try:
+        value = cache.features(image)
+    except ImageError:
+        skipped["unreadable"] += 1
+        return None
+    if value is None:
+        skipped["no face"] += 1
+    return value
+
+
+def _usable(features: Sequence[np.ndarray | None], source: str, skipped: Counter[str]) -> np.ndarray:
     kept = [f for f in features if f is not None]
-    skipped["no face"] = skipped.get("no face", 0) + len(features) - len(kept)
     if not kept:
         detail = ", ".join(f"{count} {why}" for why, count in skipped.items() if count)
         raise DataError(f"Data source '{source}' yields no usable face ({detail or 'no images'})")
@@ -114,7 +126,7 @@ def load_scans(folder: Path, cache: FeatureCache) -> RealData:
     if not sequences:
         raise DataError(f"Scan folder '{folder}' holds no <name>.npz parameter files")
     rows: dict[str, list[np.ndarray]] = {k: [] for k in ("features", "expression", "jaw", "eyelids", "gaze")}
-    skipped: dict[str, int] = {}
+    skipped: Counter[str] = Counter()
     for sequence in sequences:
         frames_dir = sequence.with_suffix("")
         frames = sorted(p for p in frames_dir.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -137,13 +149,8 @@ def load_scans(folder: Path, cache: FeatureCache) -> RealData:
         if jaw.shape != (count, 3) or eyelids.shape != (count, 2) or gaze.shape != (count, 2, 3):
             raise DataError(f"Scan file '{sequence}' has arrays whose shapes do not match its {count} frames")
         for i, frame in enumerate(frames):
-            try:
-                value = cache.features(frame)
-            except ImageError:
-                skipped["unreadable"] = skipped.get("unreadable", 0) + 1
-                continue
+            value = _features_or_skip(cache, frame, skipped)
             if value is None:
-                skipped["no face"] = skipped.get("no face", 0) + 1
                 continue
             for name, array in (("features", value), ("expression", expression[i]), ("jaw", jaw[i]),
                                 ("eyelids", eyelids[i]), ("gaze", gaze[i])):
@@ -167,7 +174,7 @@ def load_affectnet(csv_path: Path, cache: FeatureCache) -> RealData:
             raise DataError(f"AffectNet CSV '{csv_path}' lacks the column(s) {', '.join(missing)}")
         records = list(reader)
     features, labels, intensities = [], [], []
-    skipped: dict[str, int] = {}
+    skipped: Counter[str] = Counter()
     for line, record in enumerate(records, start=2):
         try:
             code = int(record["expression"])
@@ -176,16 +183,10 @@ def load_affectnet(csv_path: Path, cache: FeatureCache) -> RealData:
             raise DataError(f"AffectNet CSV '{csv_path}' line {line}: expression/valence/arousal "
                             "are not numbers") from None
         if not 0 <= code <= 7:
-            skipped["not an emotion (codes 8-10)"] = skipped.get("not an emotion (codes 8-10)", 0) + 1
+            skipped["not an emotion (codes 8-10)"] += 1
             continue
-        image = csv_path.parent / record["subDirectory_filePath"]
-        try:
-            value = cache.features(image)
-        except ImageError:
-            skipped["unreadable"] = skipped.get("unreadable", 0) + 1
-            continue
+        value = _features_or_skip(cache, csv_path.parent / record["subDirectory_filePath"], skipped)
         if value is None:
-            skipped["no face"] = skipped.get("no face", 0) + 1
             continue
         features.append(value)
         labels.append(code)
@@ -204,19 +205,16 @@ def load_unlabelled(folder: Path, cache: FeatureCache, frame_step: int = 5) -> R
     if not files:
         raise DataError(f"Unlabelled data folder '{folder}' holds no images or videos")
     features: list[np.ndarray | None] = []
-    skipped: dict[str, int] = {}
+    skipped: Counter[str] = Counter()
     for path in files:
         if path.suffix.lower() in IMAGE_SUFFIXES:
-            try:
-                features.append(cache.features(path))
-            except ImageError:
-                skipped["unreadable"] = skipped.get("unreadable", 0) + 1
+            features.append(_features_or_skip(cache, path, skipped))
             continue
         import cv2
 
         capture = cv2.VideoCapture(str(path))
         if not capture.isOpened():
-            skipped["unreadable"] = skipped.get("unreadable", 0) + 1
+            skipped["unreadable"] += 1
             continue
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         index = 0
@@ -225,7 +223,10 @@ def load_unlabelled(folder: Path, cache: FeatureCache, frame_step: int = 5) -> R
             if not ok:
                 break
             if index % frame_step == 0:
-                features.append(cache.features(np.ascontiguousarray(frame[:, :, ::-1]), key=f"{digest}-{index}"))
+                value = cache.features(np.ascontiguousarray(frame[:, :, ::-1]), key=f"{digest}-{index}")
+                if value is None:
+                    skipped["no face"] += 1
+                features.append(value)
             index += 1
         capture.release()
     return RealData(features=_usable(features, str(folder), skipped), source=str(folder), skipped=skipped)

@@ -63,7 +63,7 @@ class LossConfig:
 class TrainConfig:
     face_model: str = "default"  # "default" (the open head) or a FLAME-format file
     seed: int = 0
-    device: str = "cpu"  # "cuda" when present
+    device: str = "auto"  # "auto": CUDA when torch sees a GPU, else the CPU; or "cpu", "cuda"
     batch_size: int = 512
     lr: float = 2e-3
     weight_decay: float = 1e-4

@@ -21,6 +21,9 @@ def write_with(path: Path, writer: Callable[[Path], object]) -> None:
     tmp = Path(name)
     try:
         writer(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the result is an ordinary file
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -27,7 +27,7 @@ from inference.face_model import file_sha256, load_face_model
 
 from . import losses
 from .adapters import RealData
-from .config import TrainConfig, save_config, to_dict
+from .config import ConfigError, TrainConfig, save_config, to_dict
 from .data import synthetic
 from .export import export
 from .flame_torch import TorchFlame
@@ -79,6 +79,14 @@ def _real_sources(config: TrainConfig, cache: Path, log: Any) -> list[RealData]:
     return sources
 
 
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda was asked for, but torch sees no CUDA GPU here")
+    return name
+
+
 def _rank() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -99,12 +107,12 @@ def _jaw_open_sign(model_path: str) -> float:
 
 def train(config: TrainConfig, log: Any = print) -> dict[str, Any]:
     if os.environ.get("WORLD_SIZE", "1") != "1" and not dist.is_initialized():
-        dist.init_process_group("nccl" if config.device == "cuda" else "gloo")
+        dist.init_process_group("nccl" if resolve_device(config.device) == "cuda" else "gloo")
     rank, world = _rank()
     torch.manual_seed(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = torch.device(config.device)
+    device = torch.device(resolve_device(config.device))
     model_path = str(HEAD_FILE) if config.face_model == "default" else config.face_model
     face_model = load_face_model(model_path)
     out = Path(config.out)
@@ -197,6 +205,10 @@ def train(config: TrainConfig, log: Any = print) -> dict[str, Any]:
     metrics = evaluate(encoder, val_set, face_model, device)
     metrics["train_seconds"] = time.perf_counter() - started
     if rank == 0:
+        from .real_photos import real_photo_metrics
+
+        metrics.update(real_photo_metrics(encoder, face_model.expression_names))
+    if rank == 0:
         _write_outputs(config, encoder, val_set, model_path, metrics, history)
     if world > 1:
         dist.barrier()
@@ -253,7 +265,7 @@ def _write_outputs(config: TrainConfig, encoder: Encoder, val_set: Batch, model_
 
 def evaluate_folder(folder: Path) -> dict[str, Any]:
     """Re-evaluate a trained encoder (folder with encoder.pt and config.yaml) on its held-out set."""
-    from .config import ConfigError, load_config
+    from .config import load_config
 
     checkpoint_path, config_path = folder / "encoder.pt", folder / "config.yaml"
     for path in (checkpoint_path, config_path):
@@ -267,4 +279,7 @@ def evaluate_folder(folder: Path) -> dict[str, Any]:
     encoder = Encoder(val_set.features.shape[1], face_model.n_expr, config.model.hidden, config.model.layers,
                       config.model.dropout)
     encoder.load_state_dict(state)
-    return evaluate(encoder, val_set, face_model, torch.device("cpu"))
+    from .real_photos import real_photo_metrics
+
+    metrics = evaluate(encoder, val_set, face_model, torch.device("cpu"))
+    return {**metrics, **real_photo_metrics(encoder, face_model.expression_names)}

@@ -3,44 +3,18 @@ with ARKit-named shape keys, and the evaluated mesh matches the numpy forward mo
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import MODULE
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-# Blender reads its user folder once, when bpy is first imported; the shared conftest may already
-# have set it, in which case this keeps it.
-os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="fields-blender-user-"))
+from inference.blendshapes import ARKIT_NAMES
+from inference.default_head import EXPRESSION_UNITS, load_default_head
+from inference.forward import forward, rodrigues
+from inference.rig import FLAME_TO_BLENDER, flame_pose_to_bone_quaternions
+
 bpy = pytest.importorskip("bpy")
-
-from inference.blendshapes import ARKIT_NAMES  # noqa: E402
-from inference.default_head import EXPRESSION_UNITS, load_default_head  # noqa: E402
-from inference.forward import forward, rodrigues  # noqa: E402
-from inference.rig import FLAME_TO_BLENDER, flame_pose_to_bone_quaternions  # noqa: E402
-
-MODULE = "bl_ext.user_default.fields"
-
-
-def _link_extension() -> None:
-    repo = Path(os.environ["BLENDER_USER_RESOURCES"]) / "extensions" / "user_default"
-    repo.mkdir(parents=True, exist_ok=True)
-    link = repo / "fields"
-    if not link.exists():
-        link.symlink_to(ROOT, target_is_directory=True)
-
-
-@pytest.fixture
-def fresh_blender():
-    _link_extension()
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    bpy.ops.preferences.addon_enable(module=MODULE)  # factory settings disable add-ons
-    yield bpy
-    bpy.ops.wm.read_factory_settings(use_empty=True)
 
 
 def _evaluated_flame_vertices(obj) -> np.ndarray:
@@ -55,8 +29,8 @@ def _evaluated_flame_vertices(obj) -> np.ndarray:
     return co.reshape(-1, 3).astype(np.float64) @ FLAME_TO_BLENDER  # Blender -> FLAME axes
 
 
-def test_add_head_without_a_preference_builds_the_open_head(fresh_blender) -> None:
-    assert fresh_blender.ops.fields.add_head() == {"FINISHED"}
+def test_add_head_without_a_preference_builds_the_open_head(blender) -> None:
+    assert blender.ops.fields.add_head() == {"FINISHED"}
     obj = bpy.context.view_layer.objects.active
     names = set(obj.data.shape_keys.key_blocks.keys())
     assert set(EXPRESSION_UNITS) | {"eyeBlinkLeft", "eyeBlinkRight"} <= names
@@ -87,7 +61,7 @@ def test_add_head_without_a_preference_builds_the_open_head(fresh_blender) -> No
     assert error < 1e-5 * model.size()
 
 
-def test_a_broken_flame_path_still_errors_naming_the_file(fresh_blender, tmp_path: Path) -> None:
+def test_a_broken_flame_path_still_errors_naming_the_file(blender, tmp_path: Path) -> None:
     broken = tmp_path / "broken_model.pkl"
     broken.write_bytes(b"not a pickle at all")
     prefs = bpy.context.preferences.addons[MODULE].preferences
