@@ -107,6 +107,10 @@ class FIELDS_OT_reconstruct_photo(FieldsTargetMixin, bpy.types.Operator):
         except FieldsError as error:
             self.report({"ERROR"}, _sentence(str(error)))
             return {"CANCELLED"}
+        except ImportError as error:  # a runtime library missing from this Blender's Python
+            self.report({"ERROR"}, f"FIELDS cannot run: the Python module '{error.name}' is missing from "
+                                   "Blender; reinstall the add-on's zip for this platform.")
+            return {"CANCELLED"}
         scene = context.scene
         keying = options.insert_keyframes or scene.tool_settings.use_keyframe_insert_auto
         apply.apply_plan(target, result, expression.intensity, scene.frame_current if keying else None)
