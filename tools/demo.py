@@ -83,6 +83,9 @@ def render(head: Any, path: Path, size: int) -> Path:
     scene.render.resolution_x = scene.render.resolution_y = size
     scene.render.image_settings.file_format = "PNG"
     scene.render.film_transparent = False
+    if scene.world is None:  # Workbench renders the world colour as background; an empty scene has none
+        scene.world = bpy.data.worlds.new("Demo world")
+    scene.world.color = (0.9, 0.9, 0.9)
     shading = scene.display.shading
     shading.light, shading.color_type, shading.show_cavity = "STUDIO", "SINGLE", True
     shading.single_color = (0.80, 0.62, 0.52)
