@@ -9,9 +9,10 @@ test: setup
 	.venv/bin/python -m pytest tests
 	.venv50/bin/python -m pytest tests/blender
 
-# The add-on's main job, headless: build the extension, install it into a fresh Blender, add a head.
+# The add-on's main job, headless: build and install the extension into a fresh Blender, add a head,
+# reconstruct the sample photo, key the intensity, save out/demo.blend and render out/demo.png.
 demo: setup
-	.venv/bin/python tools/demo.py $(if $(FLAME),--flame "$(FLAME)")
+	.venv/bin/python tools/demo.py $(if $(FLAME),--flame "$(FLAME)") $(if $(EMBEDDING),--embedding "$(EMBEDDING)")
 
 # The installable zips, CPU and GPU variants, per platform, in dist/.
 build: setup
@@ -29,3 +30,4 @@ head: setup
 
 bench: setup
 	.venv/bin/python tools/bench_head.py
+	.venv/bin/python tools/bench_reconstruct.py

@@ -6,9 +6,9 @@ inside operators, never at enable time.
 
 from __future__ import annotations
 
-from . import head, panel, preferences
+from . import head, panel, preferences, reconstruct, settings
 
-_modules = (preferences, head, panel)
+_modules = (preferences, settings, head, reconstruct, panel)
 
 
 def register() -> None:

@@ -8,6 +8,7 @@ values are written in bulk with `foreach_set` on float32 arrays.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, cast
 
 import bpy
@@ -15,7 +16,7 @@ import numpy as np
 
 from ..inference.default_head import HEAD_FILE
 from ..inference.errors import FieldsError
-from ..inference.face_model import JOINT_NAMES, N_POSE_FEATURES, FaceModel, load_face_model
+from ..inference.face_model import JOINT_NAMES, N_POSE_FEATURES, FaceModel, file_sha256, load_face_model
 from ..inference.rig import (
     FLAME_TO_BLENDER,
     bone_specs,
@@ -29,6 +30,9 @@ from ..inference.rig import (
     pose_key_name,
 )
 from . import preferences
+from .drivers import Target
+from .drivers import add_driver as _driver
+from .drivers import add_variables as _add_variables
 
 if TYPE_CHECKING:
     from bpy._typing.rna_enums import OperatorReturnItems
@@ -38,33 +42,6 @@ SLIDER_RANGE = 10.0  # Blender's hard limit; keys are clamped to their slider ra
 
 def _to_blender(points: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(points @ FLAME_TO_BLENDER.T, dtype=np.float32)
-
-
-Target = tuple[str, Any, str]  # (variable name, ID it reads, data path)
-
-
-def _driver(owner: Any, path: str, index: int = -1, kind: str = "SCRIPTED") -> bpy.types.Driver:
-    fcurve = cast(bpy.types.FCurve, owner.driver_add(path, index))
-    # The driver's value must pass through unchanged. Blender 4.x adds an identity Generator
-    # modifier; 5.0 adds Bezier keys (0,0)-(1,1) whose curve solver flattens values below ~1e-3
-    # (measured: joint offsets of 1e-4 m came out 0). Neither is wanted.
-    fcurve.keyframe_points.clear()
-    while fcurve.modifiers:
-        fcurve.modifiers.remove(fcurve.modifiers[0])
-    driver = cast(bpy.types.Driver, fcurve.driver)
-    driver.type = kind  # type: ignore[assignment]  # SCRIPTED or SUM
-    return driver
-
-
-def _add_variables(driver: bpy.types.Driver, targets: list[Target]) -> None:
-    for name, ident, path in targets:
-        variable = driver.variables.new()
-        variable.name = name
-        variable.type = "SINGLE_PROP"
-        target = variable.targets[0]
-        target.id_type = ident.id_type
-        target.id = ident
-        target.data_path = path
 
 
 def _quaternion_targets(rig: bpy.types.Object, joint: str) -> list[Target]:
@@ -208,7 +185,11 @@ def build_head(context: bpy.types.Context, model: FaceModel, name: str = "FLAME 
                                bpy.types.Armature: bpy.data.armatures}[type(ident)]
             collection.remove(ident)
         raise
+    # What the head was built from, so Reconstruct can tell whether the encoder's weights were
+    # trained for this very model (name and file checksum) and apply its parameters directly.
     obj["fields_face_model"] = model.name
+    obj["fields_face_model_sha256"] = file_sha256(model.source) if model.source and os.path.isfile(model.source) else ""
+    obj["fields_eyelid_keys"] = " ".join(model.eyelid_names) if model.eyelids is not None else ""
     return obj, rig
 
 

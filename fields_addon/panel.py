@@ -1,10 +1,16 @@
-"""The FIELDS sidebar tab in the 3D viewport (N panel)."""
+"""The FIELDS sidebar tab in the 3D viewport (N panel): "Reconstruct from photo".
+
+Draws only: settings from `settings.FIELDS_PG_settings`, the operators, the last result and the
+target's intensity. Must not compute anything beyond reading properties.
+"""
 
 from __future__ import annotations
 
 import bpy
 
-from . import preferences
+from ..inference.reconstruct import INTENSITY_PROPERTY
+from . import preferences, settings
+from .reconstruct import resolve_target
 
 
 class FIELDS_PT_reconstruct(bpy.types.Panel):
@@ -16,9 +22,42 @@ class FIELDS_PT_reconstruct(bpy.types.Panel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
-        column = layout.column(align=True)
-        column.prop(preferences.get(context), "flame_path", text="FLAME")
-        column.operator("fields.add_head", icon="MONKEY")
+        options = settings.get(context)
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+
+        head = layout.column(align=True)
+        head.prop(preferences.get(context), "flame_path", text="FLAME")
+        head.operator("fields.add_head", icon="MONKEY")
+
+        column = layout.column()
+        target = resolve_target(context)
+        column.prop(options, "target", placeholder=target.name if target is not None else "Active mesh")
+        column.row().prop(options, "source", expand=True)
+        if options.source == "IMAGE":
+            column.template_ID(options, "image", open="image.open")
+        else:
+            column.prop(options, "filepath")
+        column.prop(options, "face")
+        apply_row = column.row(heading="Apply", align=True)
+        for part in ("expression", "jaw", "eyelids", "gaze"):
+            apply_row.prop(options, f"apply_{part}", toggle=True)
+        column.prop(options, "insert_keyframes")
+        layout.operator("fields.reconstruct_photo", icon="IMPORT")
+
+        if options.result_emotion:
+            box = layout.box().column(align=True)
+            box.label(text=f"{options.result_emotion.capitalize()}  {options.result_confidence:.0%}", icon="INFO")
+            box.label(text=f"Intensity read: {options.result_intensity:.2f}")
+            box.label(text=f"Applied: {options.result_route}  ·  {options.result_providers}  ·  "
+                           f"{options.result_seconds * 1000:.0f} ms")
+
+        if target is not None and INTENSITY_PROPERTY in target.keys():
+            column = layout.column()
+            column.prop(target, f'["{INTENSITY_PROPERTY}"]', text="Intensity", slider=True)
+            row = column.row(align=True)
+            row.operator("fields.key_intensity", icon="KEY_HLT")
+            row.prop(options, "key_predicted_intensity", toggle=True)
 
 
 classes = (FIELDS_PT_reconstruct,)

@@ -1,4 +1,5 @@
-"""Add-on preferences: where the user's own FLAME file lives (FLAME cannot be shipped)."""
+"""Add-on preferences: the user's own FLAME file and its landmark embedding (FLAME cannot be shipped),
+and an optional encoder of their own."""
 
 from __future__ import annotations
 
@@ -23,8 +24,28 @@ class FIELDS_AddonPreferences(bpy.types.AddonPreferences):
         default="",
     )
 
+    embedding_path: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Landmark embedding",
+        description=(
+            "FLAME's mediapipe_landmark_embedding.npz (it comes with FLAME's downloads): where MediaPipe's "
+            "landmarks sit on a FLAME head, needed to retarget the encoder's expressions onto FLAME heads"
+        ),
+        subtype="FILE_PATH",
+        default="",
+    )
+    encoder_path: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Encoder",
+        description=(
+            "A FIELDS encoder .onnx (its .json beside it), e.g. one you trained with `python -m training`. "
+            "Empty: the encoder shipped with the add-on"
+        ),
+        subtype="FILE_PATH",
+        default="",
+    )
+
     def draw(self, context: bpy.types.Context) -> None:
-        self.layout.prop(self, "flame_path")
+        for name in ("flame_path", "embedding_path", "encoder_path"):
+            self.layout.prop(self, name)
 
 
 def get(context: bpy.types.Context) -> FIELDS_AddonPreferences:

@@ -49,12 +49,14 @@ def test_manifest_rules() -> None:
 def test_variants_bundle_the_right_onnxruntime() -> None:
     platforms, wheels = build_extension.variant_wheels(MANIFEST, "cpu")
     assert {build_extension.wheel_platform(w) for w in wheels} == set(platforms)
-    assert all(w.startswith("onnxruntime-1.31.1-") for w in wheels)
+    assert {w.split("-")[0] for w in wheels} == {"onnxruntime", "opencv_python_headless"}
     gpu_platforms, gpu_wheels = build_extension.variant_wheels(MANIFEST, "gpu")
     assert gpu_platforms == ["linux-x64", "windows-x64"]
     assert sorted(gpu_wheels) == [
         "onnxruntime_gpu-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl",
         "onnxruntime_gpu-1.31.1-cp311-cp311-win_amd64.whl",
+        "opencv_python_headless-4.11.0.86-cp37-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        "opencv_python_headless-4.11.0.86-cp37-abi3-win_amd64.whl",
     ]
 
 
@@ -62,6 +64,7 @@ def test_variants_bundle_the_right_onnxruntime() -> None:
     ("onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_aarch64.whl", "linux-arm64"),
     ("onnxruntime-1.31.1-cp311-cp311-macosx_14_0_arm64.whl", "macos-arm64"),
     ("onnxruntime-1.31.1-cp311-cp311-win_arm64.whl", "windows-arm64"),
+    ("opencv_python_headless-4.11.0.86-cp37-abi3-macosx_13_0_arm64.whl", "macos-arm64"),
     ("x-1.0-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl", "linux-x64"),
 ])
 def test_wheel_platforms(wheel: str, platform: str) -> None:

@@ -103,6 +103,25 @@ def test_bad_face_model_leaves_nothing(tmp_path: Path) -> None:
     assert not (out / "encoder.onnx").exists() and not (out / "encoder.pt").exists()
 
 
+def test_synthetic_data_is_deterministic() -> None:
+    from inference.default_head import load_default_head
+    from training.config import DataConfig
+    from training.synthetic import generate
+
+    model, mapping = load_default_head()
+    first, second = (generate(model, mapping, 8, seed=3, config=DataConfig()) for _ in range(2))
+    np.testing.assert_array_equal(first.features, second.features)
+    assert not np.array_equal(first.features, generate(model, mapping, 8, seed=4, config=DataConfig()).features)
+
+
+def test_cuda_without_a_gpu_is_a_clear_error() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = subprocess.run([sys.executable, "-m", "training", "train", "--device", "cuda", *TINY], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "torch sees no CUDA GPU" in result.stderr
+
+
 def test_unknown_config_key_is_one_clear_line(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "training", "train", "loss.vertexes=1"], cwd=ROOT,
                             capture_output=True, text=True)
@@ -192,3 +211,27 @@ def test_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "encoder.onnx").exists() and json.loads((tmp_path / "metrics.json").read_text())
+
+
+def test_native_flame_encoder_through_retargeting(tmp_path: Path, flame_pickle: Path) -> None:
+    """A FLAME-format face model trains its own encoder: faces rendered from the open head, labels
+    solved on the FLAME head through its MediaPipe landmark embedding (issue 5)."""
+    from retarget_fixtures import default_embedding_ids, open_head_embedding, write_embedding
+
+    from inference.default_head import load_default_head
+    from inference.face_model import load_face_model
+
+    head, _ = load_default_head()
+    target = load_face_model(flame_pickle)
+    ids = default_embedding_ids()
+    faces, bary = open_head_embedding(head.v_template[:478], target, ids)
+    embedding = write_embedding(tmp_path / "mediapipe_landmark_embedding.npz", faces, bary, ids)
+    out = tmp_path / "run"
+    missing = subprocess.run([sys.executable, "-m", "training", "train", f"face_model={flame_pickle}", *TINY,
+                              f"out={out}"], cwd=ROOT, capture_output=True, text=True)
+    assert missing.returncode == 2 and "set data.landmark_embedding" in missing.stderr
+    train(load_config(None, [*TINY, f"out={out}", f"face_model={flame_pickle}",
+                             f"data.landmark_embedding={embedding}"]), log=lambda *_: None)
+    metadata = json.loads((out / "encoder.json").read_text())
+    assert metadata["face_model"]["n_expr"] == 100 and metadata["face_model"]["name"] == "generic_model"
+    assert [o["shape"] for o in metadata["outputs"] if o["name"] == "expression"] == [[100]]

@@ -36,6 +36,7 @@ class DataConfig:
     scans: str = ""  # folder of 4D-scan .npz sequences (direct supervision), optional
     affectnet_csv: str = ""  # AffectNet-layout CSV (emotion branch), optional
     unlabelled: str = ""  # folder of images/videos (2D consistency only), optional
+    landmark_embedding: str = ""  # a FLAME face_model's mediapipe_landmark_embedding.npz (required then)
 
 
 @dataclass
@@ -61,9 +62,9 @@ class LossConfig:
 
 @dataclass
 class TrainConfig:
-    face_model: str = "default"  # "default" (the open head) or a FLAME-format file
+    face_model: str = "default"  # "default" (the open head) or a FLAME-format file (+ data.landmark_embedding)
     seed: int = 0
-    device: str = "cpu"  # "cuda" when present
+    device: str = "auto"  # "auto": CUDA when torch sees a GPU, else the CPU; or "cpu", "cuda"
     batch_size: int = 512
     lr: float = 2e-3
     weight_decay: float = 1e-4

@@ -15,27 +15,42 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.default_head import arkit_mapping
+from inference.default_head import HEAD_FILE, arkit_mapping
 from inference.face_model import file_sha256, load_face_model
 from inference.features import FEATURE_VERSION
+from inference.retarget import Correspondence, Retargeter
 
-from .config import DataConfig
+from .config import ConfigError, DataConfig
 from .io import write_with
 from .synthetic import Batch, generate
 
 CHUNK = 2_000
 
 
+def retargeter_for(model_path: str, config: DataConfig) -> Retargeter | None:
+    """None when training for the open head itself; else the open head -> target solver."""
+    if Path(model_path).resolve() == HEAD_FILE.resolve():
+        return None
+    if not config.landmark_embedding:
+        raise ConfigError(f"Face model '{model_path}' is not the open head: set data.landmark_embedding to its "
+                          "mediapipe_landmark_embedding.npz so its labels can be solved from the open head's")
+    target = load_face_model(model_path)
+    head = load_face_model(HEAD_FILE)
+    return Retargeter(head, target, Correspondence.open_head_to_flame(config.landmark_embedding, target))
+
+
 def _chunk(args: tuple[str, int, int, dict]) -> dict[str, np.ndarray]:
     path, count, seed, data = args
-    model = load_face_model(path)
-    batch = generate(model, arkit_mapping(model), count, seed, DataConfig(**data))
+    config = DataConfig(**data)
+    head = load_face_model(HEAD_FILE)
+    batch = generate(head, arkit_mapping(head), count, seed, config, retargeter=retargeter_for(path, config))
     return dataclasses.asdict(batch)
 
 
 def synthetic(model_path: str, count: int, seed: int, config: DataConfig, cache: Path, workers: int = 2) -> Batch:
+    retargeter_for(model_path, config)  # fail here, once, before any worker starts
     key = json.dumps({"data": dataclasses.asdict(config), "count": count, "seed": seed,
-                      "model": file_sha256(model_path), "features": FEATURE_VERSION,
+                      "model": file_sha256(model_path), "head": file_sha256(HEAD_FILE), "features": FEATURE_VERSION,
                       "layout": sorted(Batch.__dataclass_fields__)}, sort_keys=True)
     path = cache / f"synthetic-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
     if path.exists():

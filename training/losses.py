@@ -53,12 +53,16 @@ def direct_3d(pred: dict[str, torch.Tensor], target: dict[str, torch.Tensor], fl
 
 
 def landmark_consistency(pred: dict[str, torch.Tensor], observed: torch.Tensor, flame: TorchFlame,
-                         landmark_vertices: torch.Tensor, shape: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean 2D distance (cm) between observed pose-normalised landmarks (B, N, 3) and the model's
-    corresponding vertices under the prediction, after the best scale and translation."""
+                         points: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                         shape: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-sample mean 2D distance (cm) between observed pose-normalised landmarks (B, 478, 3) and
+    the model's corresponding surface points under the prediction, after the best scale and
+    translation. `points` = (triangles (N, 3) vertex ids, barycentric weights (N, 3), the
+    MediaPipe ids (N,) they stand for); the open head's are its first 478 vertices themselves."""
+    triangles, bary, ids = points
     vertices, _ = flame(pred["expression"], flame_pose(pred["jaw"], pred["gaze"]), shape, pred["eyelids"])
-    model_xy = vertices[:, landmark_vertices, :2] * CM
-    seen_xy = observed[..., :2]
+    model_xy = torch.einsum("bnkd,nk->bnd", vertices[:, triangles, :2], bary) * CM
+    seen_xy = observed[:, ids, :2]
     model_c = model_xy - model_xy.mean(1, keepdim=True)
     seen_c = seen_xy - seen_xy.mean(1, keepdim=True)
     scale = (model_c * seen_c).sum((1, 2), keepdim=True) / model_c.square().sum((1, 2), keepdim=True).clamp_min(1e-9)

@@ -60,11 +60,12 @@ def real_photo_metrics(encoder: Encoder, expression_names: tuple[str, ...], copi
         features = encoder_features(face.landmarks_px, scores, result.width, result.height)
         pred = encoder.named(torch.as_tensor(features)[None])
         expression = pred["expression"][0].numpy()
-        correlations.append(_spearman(expression[expression_index], scores[score_index]))
+        if shared:  # a FLAME head's exp_NNN components have no MediaPipe counterpart
+            correlations.append(_spearman(expression[expression_index], scores[score_index]))
         if i == 0:
             probs = torch.softmax(pred["emotion_logits"][0], 0).numpy()
             first = {"astronaut_emotion": EMOTIONS[int(probs.argmax())],
                      "astronaut_confidence": float(probs.max()),
                      "astronaut_intensity": float(pred["intensity"][0, 0])}
-    return {**first, "units_compared": len(shared), "photos": len(correlations),
+    return {**first, "units_compared": len(shared), "photos": len(correlations) if shared else 0,
             "rank_correlation_with_mediapipe": float(np.mean(correlations)) if correlations else float("nan")}

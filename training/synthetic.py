@@ -18,11 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from inference.blendshapes import ARKIT_NAMES, BlendshapeNetwork
-from inference.default_head import N_LANDMARKS, ArkitMapping
+from inference.default_head import N_LANDMARKS, ArkitMapping, HeadParams
 from inference.emotions import EMOTIONS, prototype
 from inference.face_model import FaceModel
 from inference.features import encoder_features
 from inference.forward import forward, rodrigues
+from inference.retarget import Retargeter
 
 from .config import DataConfig
 
@@ -98,7 +99,9 @@ def project(points: np.ndarray, yaw: float, pitch: float, roll: float, distance:
 
 
 def generate(model: FaceModel, mapping: ArkitMapping, count: int, seed: int, config: DataConfig,
-             network: BlendshapeNetwork | None = None) -> Batch:
+             network: BlendshapeNetwork | None = None, retargeter: Retargeter | None = None) -> Batch:
+    """`model` is the open head the faces are rendered from; with a `retargeter` (open head ->
+    another FLAME-format head) the labels are that head's parameters, solved from the open head's."""
     rng = np.random.default_rng(seed)
     network = network or BlendshapeNetwork()
     limits = np.radians([config.yaw_deg, config.pitch_deg, config.roll_deg])
@@ -119,6 +122,10 @@ def generate(model: FaceModel, mapping: ArkitMapping, count: int, seed: int, con
         scores = network.scores(landmarks)
         columns["features"].append(encoder_features(landmarks, scores, IMAGE_SIZE, IMAGE_SIZE))
         columns["arkit"].append(weights)
+        if retargeter is not None:
+            solved = retargeter.retarget(params.expression, params.pose, params.eyelids, shape)
+            params = HeadParams(solved.expression, solved.pose, solved.eyelids)
+            shape = np.zeros(retargeter.target.n_shape)  # the target's own identity is not modelled
         columns["shape"].append(shape)
         columns["expression"].append(params.expression)
         columns["jaw"].append(params.pose[2])

@@ -27,8 +27,8 @@ from inference.face_model import file_sha256, load_face_model
 
 from . import losses
 from .adapters import RealData
-from .config import TrainConfig, save_config, to_dict
-from .data import synthetic
+from .config import ConfigError, TrainConfig, save_config, to_dict
+from .data import retargeter_for, synthetic
 from .export import export
 from .flame_torch import TorchFlame
 from .io import write_with
@@ -79,6 +79,38 @@ def _real_sources(config: TrainConfig, cache: Path, log: Any) -> list[RealData]:
     return sources
 
 
+def _landmark_points(model_path: str, config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The trained model's surface points for MediaPipe's landmarks (see losses.landmark_consistency)."""
+    retargeter = retargeter_for(model_path, config.data)
+    if retargeter is None:  # the open head: landmark i is vertex i
+        ids = np.arange(478)
+        return np.repeat(ids[:, None], 3, axis=1), np.tile([1.0, 0.0, 0.0], (478, 1)).astype(np.float32), ids
+    target = retargeter.correspondence.target
+    return target.vertices, target.weights.astype(np.float32), target.labels
+
+
+def _prototypes(model_path: str, config: TrainConfig) -> np.ndarray:
+    """(8, n_expr): each emotion's full prototype in the trained model's expression parameters."""
+    head = load_face_model(HEAD_FILE)
+    mapping = arkit_mapping(head)
+    retargeter = retargeter_for(model_path, config.data)
+    if retargeter is None:
+        return PROTOTYPES @ mapping.expression
+    solved = []
+    for weights in PROTOTYPES:
+        params = mapping.to_params(weights)
+        solved.append(retargeter.retarget(params.expression, params.pose, params.eyelids).expression)
+    return np.stack(solved)
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda was asked for, but torch sees no CUDA GPU here")
+    return name
+
+
 def _rank() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -99,12 +131,12 @@ def _jaw_open_sign(model_path: str) -> float:
 
 def train(config: TrainConfig, log: Any = print) -> dict[str, Any]:
     if os.environ.get("WORLD_SIZE", "1") != "1" and not dist.is_initialized():
-        dist.init_process_group("nccl" if config.device == "cuda" else "gloo")
+        dist.init_process_group("nccl" if resolve_device(config.device) == "cuda" else "gloo")
     rank, world = _rank()
     torch.manual_seed(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = torch.device(config.device)
+    device = torch.device(resolve_device(config.device))
     model_path = str(HEAD_FILE) if config.face_model == "default" else config.face_model
     face_model = load_face_model(model_path)
     out = Path(config.out)
@@ -125,9 +157,8 @@ def train(config: TrainConfig, log: Any = print) -> dict[str, Any]:
                       config.model.dropout, _jaw_open_sign(model_path)).to(device)
     encoder.set_normalisation(data["features"].mean(0), data["features"].std(0))
     flame = TorchFlame(face_model).to(device)
-    landmark_vertices = torch.arange(478, device=device)
-    mapping = arkit_mapping(face_model)
-    prototypes = torch.as_tensor(PROTOTYPES @ mapping.expression).float().to(device)  # (8, n_expr)
+    points = tuple(torch.as_tensor(a).to(device) for a in _landmark_points(model_path, config))
+    prototypes = torch.as_tensor(_prototypes(model_path, config)).float().to(device)  # (8, n_expr)
 
     net: torch.nn.Module = encoder
     if world > 1:
@@ -166,7 +197,7 @@ def train(config: TrainConfig, log: Any = print) -> dict[str, Any]:
             observed = batch["features"][:, : 478 * 3].reshape(-1, 478, 3)
             terms = {name: losses.masked_mean(value, batch["has_params"])
                      for name, value in losses.direct_3d(pred, batch, flame).items()}
-            terms["landmarks_2d"] = losses.landmark_consistency(pred, observed, flame, landmark_vertices,
+            terms["landmarks_2d"] = losses.landmark_consistency(pred, observed, flame, points,  # type: ignore[arg-type]
                                                                 batch["shape"]).mean()
             loss = (weights.params * terms["params"] + weights.vertices * terms["vertices"]
                     + weights.jaw * terms["jaw"] + weights.eyelids * terms["eyelids"] + weights.gaze * terms["gaze"]
@@ -257,7 +288,7 @@ def _write_outputs(config: TrainConfig, encoder: Encoder, val_set: Batch, model_
 
 def evaluate_folder(folder: Path) -> dict[str, Any]:
     """Re-evaluate a trained encoder (folder with encoder.pt and config.yaml) on its held-out set."""
-    from .config import ConfigError, load_config
+    from .config import load_config
 
     checkpoint_path, config_path = folder / "encoder.pt", folder / "config.yaml"
     for path in (checkpoint_path, config_path):

@@ -52,6 +52,9 @@ def main(zip_path: str, flame_path: str) -> dict:
 
     report["onnxruntime_from"] = str(Path(onnxruntime.__file__).relative_to(site))
     report["onnxruntime_providers"] = onnxruntime.get_available_providers()
+    import cv2
+
+    report["cv2_from"] = str(Path(cv2.__file__).relative_to(site))
     result = bpy.ops.fields.add_head(filepath=flame_path)
     report["add_head"] = sorted(result)
     obj = bpy.context.active_object

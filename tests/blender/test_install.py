@@ -28,6 +28,7 @@ def test_zip_holds_the_extension_and_its_wheel_only(cpu_zip: Path) -> None:
     names = zipfile.ZipFile(cpu_zip).namelist()
     assert "blender_manifest.toml" in names and "__init__.py" in names
     assert "wheels/onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl" in names
+    assert any(n.startswith("wheels/opencv_python_headless-4.11.0.86-") for n in names)
     assert any(n.startswith("inference/models/") for n in names)
     for unwanted in ("tests/", "training/", "docs/", "tools/", ".git", "__pycache__"):
         assert not any(unwanted in n for n in names), unwanted
@@ -44,6 +45,7 @@ def test_install_enable_use_uninstall(cpu_zip: Path, flame_pickle: Path) -> None
     assert report["heavy_modules_after_enable"] == []
     assert report["onnxruntime_from"] == "onnxruntime/__init__.py"  # the bundled wheel, inside Blender
     assert "CPUExecutionProvider" in report["onnxruntime_providers"]
+    assert report["cv2_from"] == "cv2/__init__.py"  # perception's OpenCV, bundled too
     assert report["add_head"] == ["FINISHED"] and report["head"]["rig"]
     assert report["after_uninstall"] == {"panel": False, "operator": False, "preferences": False}
     assert report["left_on_disk"] is False

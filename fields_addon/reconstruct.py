@@ -1,0 +1,173 @@
+"""The Reconstruct operators: "Reconstruct" (photo -> expression on the target) and "Key Intensity".
+
+Thin by design: poll (shared mixin), read the settings, run the bpy-free pipeline
+(`inference.perception`, `inference.encoder`, `inference.reconstruct`, `inference.retarget`) with
+sessions from `sessions.py`, then write through `apply.py`. Every failure is checked before the
+first write, so a reported error leaves the scene exactly as it was. Heavy imports happen inside
+execute. Must not hold state between calls other than through `sessions`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+import bpy
+import numpy as np
+
+from . import apply, preferences, sessions, settings
+
+if TYPE_CHECKING:
+    from bpy._typing.rna_enums import OperatorReturnItems
+
+
+def resolve_target(context: bpy.types.Context) -> bpy.types.Object | None:
+    """The panel's target, else the active object when it is a mesh."""
+    chosen = settings.get(context).target
+    if chosen is not None:
+        return chosen  # type: ignore[no-any-return]
+    active = context.active_object
+    return active if active is not None and active.type == "MESH" else None
+
+
+def _sentence(message: str) -> str:
+    """Blender's report is one line; the errors' messages are sentences, some without the full stop."""
+    message = " ".join(message.split())
+    return message if message.endswith((".", "!", "?")) else message + "."
+
+
+class FieldsTargetMixin:
+    """Shared poll: object mode and a mesh target."""
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if context.mode != "OBJECT":
+            return False
+        if resolve_target(context) is None:
+            cls.poll_message_set("Pick a target mesh in the panel, or make a mesh active")  # type: ignore[attr-defined]
+            return False
+        return True
+
+
+def _photo(context: bpy.types.Context) -> tuple[Any, str]:
+    """(source for Perception, how to name it in messages)."""
+    from ..inference.reconstruct import ReconstructError
+
+    options = settings.get(context)
+    if options.source == "IMAGE":
+        image = options.image
+        if image is None:
+            raise ReconstructError("No image is chosen: pick one in the panel, or switch Photo to File.")
+        path = bpy.path.abspath(image.filepath) if image.source == "FILE" else ""
+        if path and image.packed_file is None and not image.is_dirty and os.path.isfile(path):
+            return path, f"'{path}'"  # the file itself: full quality, EXIF orientation respected
+        width, height = image.size
+        if width == 0 or height == 0 or not image.has_data and not image.pixels:
+            raise ReconstructError(f"Image '{image.name}' has no pixels (is its file missing?).")
+        pixels = np.empty(width * height * image.channels, dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+        # Blender stores rows bottom-up.
+        return pixels.reshape(height, width, image.channels)[::-1, :, :min(3, image.channels)], f"image '{image.name}'"
+    if not options.filepath:
+        raise ReconstructError("No photo is chosen: pick a photo file in the panel.")
+    path = bpy.path.abspath(options.filepath)
+    return path, f"'{path}'"
+
+
+class FIELDS_OT_reconstruct_photo(FieldsTargetMixin, bpy.types.Operator):
+    """Read the face in the photo and put its expression on the target: shape keys (and jaw and eye
+    bones), scaled by the target's emotion intensity; shows the emotion read"""
+
+    bl_idname = "fields.reconstruct_photo"
+    bl_label = "Reconstruct"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        from ..inference.blendshapes import MEDIAPIPE_NAMES
+        from ..inference.errors import FieldsError
+        from ..inference.reconstruct import choose_face, plan
+
+        start = time.perf_counter()
+        options = settings.get(context)
+        target = resolve_target(context)
+        assert target is not None  # poll
+        parts = {part for part in ("expression", "jaw", "eyelids", "gaze") if getattr(options, f"apply_{part}")}
+        try:
+            source, photo = _photo(context)
+            encoder = sessions.encoder(bpy.path.abspath(preferences.get(context).encoder_path))
+            found = sessions.perception().run(source)
+            face = found.faces[choose_face(len(found.faces), options.face, photo)]
+            expression = encoder.predict_face(
+                face.landmarks_px, np.array([face.blendshapes[n] for n in MEDIAPIPE_NAMES], dtype=np.float32),
+                found.width, found.height)
+            result = plan(expression, encoder.face_model, apply.read_target(target), parts,
+                          arkit=lambda: sessions.arkit_mapping(encoder.face_model["file"]),
+                          retarget=self._retargeter(context, encoder.face_model, target))
+        except FieldsError as error:
+            self.report({"ERROR"}, _sentence(str(error)))
+            return {"CANCELLED"}
+        except ImportError as error:  # a runtime library missing from this Blender's Python
+            self.report({"ERROR"}, f"FIELDS cannot run: the Python module '{error.name}' is missing from "
+                                   "Blender; reinstall the add-on's zip for this platform.")
+            return {"CANCELLED"}
+        scene = context.scene
+        keying = options.insert_keyframes or scene.tool_settings.use_keyframe_insert_auto
+        apply.apply_plan(target, result, expression.intensity, scene.frame_current if keying else None)
+        providers = sorted(set(found.providers) | set(encoder.providers), key=lambda p: p != "CUDA")
+        options.result_emotion = expression.emotion
+        options.result_confidence = expression.emotion_probs[expression.emotion]
+        options.result_intensity = min(max(expression.intensity, 0.0), 1.0)
+        options.result_providers = ", ".join(providers)
+        options.result_route = result.route
+        options.result_seconds = time.perf_counter() - start
+        self.report({"INFO"}, f"{target.name}: {expression.emotion} "
+                              f"({options.result_confidence:.0%}), intensity {expression.intensity:.2f}")
+        return {"FINISHED"}
+
+    @staticmethod
+    def _retargeter(context: bpy.types.Context, face_model: dict, target: bpy.types.Object) -> Any:
+        """The FLAME route's solver, built on demand (only a FLAME head of another model needs it)."""
+        from ..inference.errors import FieldsError
+        from ..inference.face_model import file_sha256
+        from ..inference.reconstruct import ReconstructError
+
+        def solve(params: Any) -> Any:
+            prefs = preferences.get(context)
+            flame, embedding = bpy.path.abspath(prefs.flame_path), bpy.path.abspath(prefs.embedding_path)
+            if not flame or not os.path.isfile(flame) or file_sha256(flame) != target.get("fields_face_model_sha256"):
+                raise ReconstructError(f"'{target.name}' is a FLAME head: set the FLAME file it was built from "
+                                       "in the add-on's preferences to retarget onto it.")
+            if not prefs.embedding_path:
+                raise ReconstructError(f"'{target.name}' is a FLAME head: set FLAME's MediaPipe landmark "
+                                       "embedding (mediapipe_landmark_embedding.npz) in the add-on's "
+                                       "preferences to retarget onto it.")
+            try:
+                model, retargeter = sessions.retargeter(face_model["file"], flame, embedding)
+            except ValueError as error:
+                raise FieldsError(f"Cannot retarget onto '{target.name}': {error}.") from None
+            solved = retargeter.retarget(params.expression, params.pose, params.eyelids)
+            return dict(zip(model.expression_names, solved.expression, strict=True)), solved.pose, solved.eyelids
+
+        return solve
+
+
+class FIELDS_OT_key_intensity(FieldsTargetMixin, bpy.types.Operator):
+    """Insert a keyframe on the target's emotion intensity at the current frame (with "Predicted",
+    first set it to the intensity read from the photo)"""
+
+    bl_idname = "fields.key_intensity"
+    bl_label = "Key Intensity"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        target = resolve_target(context)
+        assert target is not None  # poll
+        value = apply.key_intensity(target, context.scene.frame_current, settings.get(context).key_predicted_intensity)
+        self.report({"INFO"}, f"Keyed intensity {value:.3f} on '{target.name}' at frame {context.scene.frame_current}")
+        return {"FINISHED"}
+
+
+classes = (FIELDS_OT_reconstruct_photo, FIELDS_OT_key_intensity)
+# fake-bpy-module types the factory as returning None; it returns (register, unregister).
+register, unregister = bpy.utils.register_classes_factory(classes)  # type: ignore[func-returns-value, misc]

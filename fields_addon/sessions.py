@@ -1,0 +1,89 @@
+"""Model sessions kept for the Blender session: scratch state, never saved in a .blend.
+
+Creating the ONNX Runtime sessions costs far more than running them, so Perception and the
+encoder are created on the first Reconstruct and reused. A cache entry is keyed by the file and
+its size and modification time, so a replaced file is loaded (and checksum-verified) again;
+failures are not cached, so fixing a file and pressing Reconstruct again works. Heavy imports
+happen on first use, never at enable time. Must not import from operators or panels.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+_cache: dict[str, tuple[Any, Any]] = {}
+
+
+def _stamp(*paths: str | os.PathLike[str]) -> tuple:
+    stamp: list[tuple[str, int | None, int | None]] = []
+    for path in paths:
+        try:
+            info = os.stat(path)
+            stamp.append((os.fspath(path), info.st_size, info.st_mtime_ns))
+        except OSError:
+            stamp.append((os.fspath(path), None, None))
+    return tuple(stamp)
+
+
+def _cached(name: str, stamp: tuple, make: Any) -> Any:
+    entry = _cache.get(name)
+    if entry is not None and entry[0] == stamp:
+        return entry[1]
+    value = make()
+    _cache[name] = (stamp, value)
+    return value
+
+
+def perception() -> Any:
+    from ..inference.blendshapes import MODEL_FILE as BLENDSHAPES
+    from ..inference.detector import MODEL_FILE as DETECTOR
+    from ..inference.errors import FileProblem
+    from ..inference.landmarks import MODEL_FILE as LANDMARKS
+    from ..inference.perception import Perception
+
+    def make() -> Any:
+        for path in (DETECTOR, LANDMARKS, BLENDSHAPES):
+            if not os.path.isfile(path):
+                raise FileProblem(path, "is missing: reinstall the add-on.", kind="Perception model")
+        return Perception()
+
+    return _cached("perception", _stamp(DETECTOR, LANDMARKS, BLENDSHAPES), make)
+
+
+def encoder(path: str = "") -> Any:
+    """The encoder at `path` (empty: the shipped one); raises EncoderFileError naming the file."""
+    from pathlib import Path
+
+    from ..inference.encoder import MODEL_FILE, ExpressionEncoder
+
+    onnx = Path(path) if path else MODEL_FILE
+    return _cached("encoder", _stamp(onnx, onnx.with_suffix(".json")), lambda: ExpressionEncoder(onnx))
+
+
+def arkit_mapping(face_model_file: str) -> Any:
+    """The ARKit table of the encoder's face model (the open head ships one)."""
+    from ..inference.default_head import HEAD_FILE, arkit_mapping
+    from ..inference.face_model import load_face_model
+
+    path = HEAD_FILE.with_name(face_model_file)
+    return _cached(f"arkit:{path}", _stamp(path), lambda: arkit_mapping(load_face_model(path)))
+
+
+def retargeter(source_file: str, flame_path: str, embedding_path: str) -> Any:
+    """A Retargeter from the encoder's face model to the FLAME model at `flame_path`."""
+    from ..inference.default_head import HEAD_FILE
+    from ..inference.face_model import load_face_model
+    from ..inference.retarget import Correspondence, Retargeter
+
+    source_path = HEAD_FILE.with_name(source_file)
+
+    def make() -> Any:
+        source, target = load_face_model(source_path), load_face_model(flame_path)
+        return target, Retargeter(source, target, Correspondence.open_head_to_flame(embedding_path, target))
+
+    return _cached(f"retarget:{flame_path}", _stamp(source_path, flame_path, embedding_path), make)
+
+
+def clear() -> None:
+    _cache.clear()
