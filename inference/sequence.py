@@ -73,6 +73,20 @@ class SequenceResult:
         """The most probable emotion per frame (None where the row is NaN)."""
         return [None if np.isnan(row).any() else self.emotions[int(np.argmax(row))] for row in self.emotion_probs]
 
+    def expression_at(self, row: int) -> Any:
+        """Row `row` as the encoder's `Expression` (what photo mode produces), so per-frame planning
+        such as `reconstruct.plan` or retargeting takes a sequence frame as it takes a photo."""
+        from .encoder import Expression
+
+        probs = self.emotion_probs[row].astype(np.float64)
+        return Expression(
+            expression=dict(zip(self.expression_names, map(float, self.expression[row]), strict=True)),
+            jaw=self.jaw[row].astype(np.float64), eyelids=self.eyelids[row].astype(np.float64),
+            gaze=self.gaze[row].astype(np.float64),
+            emotion=self.emotions[int(np.nanargmax(probs))] if np.isfinite(probs).any() else "",
+            emotion_probs=dict(zip(self.emotions, map(float, probs), strict=True)),
+            intensity=float(self.intensity[row]))
+
     def channels(self) -> tuple[list[str], np.ndarray]:
         """Every driven value as one (T, C) float32 matrix with a name per column:
         `expression:<name>`, `jaw:<axis>`, `eyelids:<0|1>`, `gaze:<eye>:<axis>`, `emotion:<label>`,
