@@ -5,8 +5,8 @@ MediaPipe builds it (a box and two keypoints giving the eye line, enlarged and s
 side), warped to the network's input size with the same corner convention as MediaPipe's
 ImageToTensorCalculator (`cv::boxPoints` corners mapped onto 0 and the full output size, sampled
 bilinearly), and network outputs are mapped back to image pixels by the inverse. Training code
-imports this module rather than copying it, so the crop never drifts between the two. Must not
-import bpy, and must not know about any particular network beyond its input size.
+imports this module rather than copying it, so the crop never drifts between the two. Must
+not import bpy, and must not know about any particular network beyond its input size.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Given the image and one ROI per face (from a detection or from the previous fram
 it crops each face with `crop.warp` to 256x256, runs the network on all crops in one batch, and
 un-projects the 478 x, y, z back into image pixels with `crop.unproject` (z in the same pixel
 scale as x, negative towards the camera, relative to the face's centre). It also returns the
-network's face-presence probability, which the tracker uses to decide when to re-detect. Must not
-import bpy, and must not decide which ROIs to use (that is the pipeline's job).
+network's face-presence probability, which the tracker uses to decide when to re-detect. Must
+not import bpy, and must not decide which ROIs to use (that is the pipeline's job).
 """
 
 from __future__ import annotations

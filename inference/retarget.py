@@ -10,8 +10,8 @@ a few small matrix products. Head rotation, gaze and (when both models have them
 ARKit-named rigs are driven by name (`match_arkit_names`, `arkit_key_values`). Correspondences
 come from the open head's own layout (vertex i = MediaPipe landmark i), FLAME's
 `mediapipe_landmark_embedding.npz` (read with `allow_pickle=False`, every problem a
-`LandmarkEmbeddingError` naming the file) or a shared vertex order. Pure numpy: it must not
-import bpy, nor scipy (Blender has none), and it never guesses a name it cannot match.
+`LandmarkEmbeddingError` naming the file) or a shared vertex order. Pure numpy: it must
+not import bpy, nor scipy (Blender has none), and it never guesses a name it cannot match.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ foreach_set. Prints medians and the ratio. Run: .venv/bin/python tools/bench_hea
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -45,17 +44,16 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp())
     # A FLAME-sized stand-in: 70 x 72 rings + 2 poles = 5042 vertices, 10080 triangles.
     path = write_flame_pickle(folder, make_flame_arrays(n_lat=72, n_lon=72))
-    os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="fields-bench-")  # not the user's Blender
+    sys.path.insert(0, str(ROOT / "tools"))
+    from checkout_blender import enable_checkout, use_throwaway_user_folder
+
+    use_throwaway_user_folder("fields-bench-")  # not the user's Blender
     import bpy
 
     from inference.face_model import load_face_model
 
     model = load_face_model(path)
-    link = Path(bpy.utils.user_resource("EXTENSIONS")) / "user_default"
-    link.mkdir(parents=True, exist_ok=True)
-    if not (link / "fields").exists():
-        (link / "fields").symlink_to(ROOT, target_is_directory=True)
-    bpy.ops.preferences.addon_enable(module="bl_ext.user_default.fields")
+    enable_checkout(bpy)
     head = sys.modules["bl_ext.user_default.fields.fields_addon.head"]
 
     fields_times, naive_times = [], []

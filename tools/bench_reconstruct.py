@@ -13,7 +13,6 @@ Development tool: it imports bpy, which only fields_addon/ does at run time.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -24,7 +23,10 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="fields-bench-")
+sys.path.insert(0, str(ROOT / "tools"))
+from checkout_blender import enable_checkout, use_throwaway_user_folder  # noqa: E402
+
+use_throwaway_user_folder("fields-bench-")
 
 import bpy  # noqa: E402
 
@@ -44,11 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=15, help="timed calls after the first")
     args = parser.parse_args(argv)
-    link = Path(os.environ["BLENDER_USER_RESOURCES"]) / "extensions" / "user_default" / "fields"
-    link.parent.mkdir(parents=True, exist_ok=True)
-    link.symlink_to(ROOT, target_is_directory=True)
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    bpy.ops.preferences.addon_enable(module="bl_ext.user_default.fields")
+    enable_checkout(bpy)
     bpy.ops.fields.add_head()
     settings = bpy.context.scene.fields
     with tempfile.TemporaryDirectory() as folder:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -20,8 +19,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="fields-render-")
+sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
+from checkout_blender import enable_checkout, use_throwaway_user_folder  # noqa: E402
+
+use_throwaway_user_folder("fields-render-")
 
 import bpy  # noqa: E402
 import cv2  # noqa: E402
@@ -43,12 +44,7 @@ VIEWS = {"front": 0.0, "three-quarter": 35.0}
 
 
 def build_scene(size: int) -> tuple[bpy.types.Object, bpy.types.Object]:
-    link = Path(os.environ["BLENDER_USER_RESOURCES"]) / "extensions" / "user_default" / "fields"
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if not link.exists():
-        link.symlink_to(ROOT, target_is_directory=True)
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    bpy.ops.preferences.addon_enable(module="bl_ext.user_default.fields")
+    enable_checkout(bpy)
     bpy.ops.fields.add_head()
     head = bpy.context.view_layer.objects.active
     model, _ = load_default_head()

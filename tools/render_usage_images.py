@@ -10,7 +10,6 @@ machine without a GPU, as tools/render_contact_sheet.py does.
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -20,7 +19,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="fields-usage-")
+from checkout_blender import enable_checkout, use_throwaway_user_folder  # noqa: E402
+
+use_throwaway_user_folder("fields-usage-")
 
 import bpy  # noqa: E402
 from demo import render  # noqa: E402
@@ -37,11 +38,7 @@ def label(tile: np.ndarray, text: str) -> np.ndarray:
 
 
 def main() -> int:
-    link = Path(os.environ["BLENDER_USER_RESOURCES"]) / "extensions" / "user_default" / "fields"
-    link.parent.mkdir(parents=True, exist_ok=True)
-    link.symlink_to(ROOT, target_is_directory=True)
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    bpy.ops.preferences.addon_enable(module="bl_ext.user_default.fields")
+    enable_checkout(bpy)
     bpy.ops.fields.add_head()
     head = bpy.context.active_object
     settings = bpy.context.scene.fields
