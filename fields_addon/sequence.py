@@ -169,7 +169,9 @@ class SequenceRun:
         missing = int((~raw.found & ~raw.unreadable).sum())
         unreadable = int(raw.unreadable.sum())
         summary = (f"{len(result.frames)} frames keyed on '{target.name}' at frames {frames[0]:g}-{frames[-1]:g} "
-                   f"({len(channels.columns)} channels, {written} keys{', from the cache' if raw.from_cache else ''})")
+                   f"({len(channels.columns)} channels, {written} keys{', from the cache' if raw.from_cache else ''}"
+                   f"{f', {missing} without a face' if missing else ''}"
+                   f"{f', {unreadable} unreadable skipped' if unreadable else ''})")
         settings.get(context).seq_result = summary
         reports = [("INFO", summary + ".")]
         if missing:

@@ -183,6 +183,7 @@ def test_gaps_hold_interpolate_and_leave(blender, clips, monkeypatch, tmp_path) 
         assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
         results[mode] = frames_of(head, prop)
     assert len(results["LEAVE"]) == N - 4 and 6 not in results["LEAVE"][:, 0]
+    assert "4 without a face" in bpy.context.scene.fields.seq_result
     held = results["HOLD"]
     assert np.allclose(held[5:9, 1], held[4, 1])
     line = np.interp(np.arange(5, 9), [4, 9], results["INTERPOLATE"][[4, 9], 1])
@@ -247,6 +248,7 @@ def test_corrupt_frames_are_skipped_with_a_count(blender, clips, monkeypatch, tm
     configure(clips["corrupt"], "FOLDER")
     assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
     assert len(frames_of(head, f'["{INTENSITY_PROPERTY}"]')) == 8  # the bad frame is interpolated
+    assert "1 unreadable skipped" in bpy.context.scene.fields.seq_result
 
 
 @pytest.mark.parametrize(("case", "kind", "message"), [
