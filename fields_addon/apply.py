@@ -137,3 +137,88 @@ def key_intensity(target: bpy.types.Object, frame: int, use_predicted: bool) -> 
     obj.keyframe_insert(_prop_path(INTENSITY_PROPERTY), frame=frame, group=KEYING_GROUP)
     obj.update_tag()
     return float(obj[INTENSITY_PROPERTY])
+
+
+# Sequences: the same properties, keyed in bulk.
+
+def _ensure_channelbag(obj: Any) -> Any:
+    """The channelbag of `obj`'s action slot, creating the action, slot, layer and strip as needed.
+    Blender 4.4+ actions are slotted on 4.5 and 5.x alike; 5.0 has the helper, 4.5 the same steps."""
+    from bpy_extras import anim_utils
+
+    animation = obj.animation_data or obj.animation_data_create()
+    action = animation.action
+    if action is None:
+        action = bpy.data.actions.new(f"{obj.name}Action")
+        animation.action = action
+    slot = animation.action_slot
+    if slot is None:
+        slot = action.slots.new(id_type="OBJECT", name=obj.name)
+        animation.action_slot = slot
+    ensure = getattr(anim_utils, "action_ensure_channelbag_for_slot", None)
+    if ensure is not None:
+        return ensure(action, slot)
+    layer = action.layers[0] if len(action.layers) else action.layers.new("Layer")
+    strip = layer.strips[0] if len(layer.strips) else layer.strips.new(type="KEYFRAME")
+    return strip.channelbag(slot, ensure=True)
+
+
+def _write_keys(fcurve: Any, keys: Any, first: float, last: float) -> None:
+    """Replace `fcurve`'s keys between `first` and `last` (inclusive) by `keys` (an
+    `inference.keyframes.FCurveKeys`); keys outside stay with their interpolation and handles.
+    One clear, one add, a few foreach_set and one update, whatever the count."""
+    import numpy as np
+
+    points = fcurve.keyframe_points
+    n = len(points)
+    co, ipo, handles = keys.co, keys.interpolation, keys.handles
+    left = right = co  # new keys' handles: recomputed by update() (AUTO_CLAMPED)
+    left_types = right_types = handles
+    if n:
+        old = {name: np.empty(n * width, dtype=dtype) for name, width, dtype in (
+            ("co", 2, np.float32), ("interpolation", 1, np.int32), ("handle_left_type", 1, np.int32),
+            ("handle_right_type", 1, np.int32), ("handle_left", 2, np.float32), ("handle_right", 2, np.float32))}
+        for name, array in old.items():
+            points.foreach_get(name, array)
+        frames = old["co"][0::2]
+        keep = (frames < first - 1e-3) | (frames > last + 1e-3)
+        keep2 = np.repeat(keep, 2)
+        co = np.concatenate([old["co"][keep2], co])
+        ipo = np.concatenate([old["interpolation"][keep], ipo])
+        left_types = np.concatenate([old["handle_left_type"][keep], handles])
+        right_types = np.concatenate([old["handle_right_type"][keep], handles])
+        left = np.concatenate([old["handle_left"][keep2], left])
+        right = np.concatenate([old["handle_right"][keep2], right])
+        order = np.argsort(co[0::2], kind="stable")
+        order2 = np.stack([2 * order, 2 * order + 1], axis=1).ravel()
+        co, left, right = co[order2], left[order2], right[order2]
+        ipo, left_types, right_types = ipo[order], left_types[order], right_types[order]
+        points.clear()
+    count = len(ipo)
+    points.add(count)
+    points.foreach_set("co", co)
+    points.foreach_set("interpolation", ipo)
+    points.foreach_set("handle_left_type", left_types)
+    points.foreach_set("handle_right_type", right_types)
+    points.foreach_set("handle_left", left)
+    points.foreach_set("handle_right", right)
+    fcurve.update()
+
+
+def key_channels(obj: bpy.types.Object, columns: list[tuple[str, int]], keys: list[Any],
+                 first: float, last: float) -> int:
+    """Key each `(property, index)` channel of `obj` with its `FCurveKeys`, replacing what was keyed
+    on it between scene frames `first` and `last`. Returns the number of keys written."""
+    channelbag = _ensure_channelbag(obj)
+    group = channelbag.groups.get(KEYING_GROUP) or channelbag.groups.new(KEYING_GROUP)
+    written = 0
+    for (prop, index), curve_keys in zip(columns, keys, strict=True):
+        path = _prop_path(prop)
+        fcurve = channelbag.fcurves.find(path, index=index)
+        if fcurve is None:
+            fcurve = channelbag.fcurves.new(path, index=index)
+            fcurve.group = group
+        _write_keys(fcurve, curve_keys, first, last)
+        written += curve_keys.count
+    obj.update_tag()
+    return written

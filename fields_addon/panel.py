@@ -60,6 +60,51 @@ class FIELDS_PT_reconstruct(bpy.types.Panel):
             row.prop(options, "key_predicted_intensity", toggle=True)
 
 
-classes = (FIELDS_PT_reconstruct,)
+class FIELDS_PT_apply_sequence(bpy.types.Panel):
+    bl_label = "Apply to sequence"
+    bl_idname = "FIELDS_PT_apply_sequence"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "FIELDS"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        options = settings.get(context)
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+
+        column = layout.column()
+        column.row().prop(options, "seq_source", expand=True)
+        if options.seq_source == "VIDEO":
+            column.prop(options, "seq_filepath")
+        elif options.seq_source == "FOLDER":
+            column.prop(options, "seq_directory")
+        elif options.seq_source == "CLIP":
+            column.template_ID(options, "seq_clip", open="clip.open")
+        else:
+            column.template_ID(options, "seq_image", open="image.open")
+        frames = column.column(align=True)
+        frames.prop(options, "seq_frame_first", text="Source frames")
+        frames.prop(options, "seq_frame_last", text="Last")
+        frames.prop(options, "seq_frame_step")
+        column.prop(options, "seq_target_start")
+        column.prop(options, "seq_face")
+        apply_row = column.row(heading="Apply", align=True)
+        for part in ("expression", "jaw", "eyelids", "gaze"):
+            apply_row.prop(options, f"apply_{part}", toggle=True)
+        column.prop(options, "seq_key_intensity")
+        column.prop(options, "seq_gaps")
+        column.prop(options, "seq_smooth")
+        smooth = column.column(align=True)
+        smooth.active = options.seq_smooth
+        smooth.prop(options, "seq_smooth_steadiness")
+        smooth.prop(options, "seq_smooth_responsiveness")
+        smooth.prop(options, "seq_smooth_speed_cutoff")
+        layout.operator("fields.apply_sequence", icon="SEQUENCE")
+        if options.seq_result:
+            layout.label(text=options.seq_result, icon="INFO")
+
+
+classes = (FIELDS_PT_reconstruct, FIELDS_PT_apply_sequence)
 # fake-bpy-module types the factory as returning None; it returns (register, unregister).
 register, unregister = bpy.utils.register_classes_factory(classes)  # type: ignore[func-returns-value, misc]

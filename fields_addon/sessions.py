@@ -61,6 +61,15 @@ def encoder(path: str = "") -> Any:
     return _cached("encoder", _stamp(onnx, onnx.with_suffix(".json")), lambda: ExpressionEncoder(onnx))
 
 
+def sequence_pipeline(face: int, encoder_path: str = "") -> Any:
+    """A SequencePipeline following face `face` (0 the largest) with the encoder at `encoder_path`;
+    its own Perception, since tracking keeps per-run state and wants `face + 1` faces."""
+    from ..inference.sequence import SequencePipeline
+
+    model = encoder(encoder_path)
+    return _cached(f"sequence:{face}", (id(model),), lambda: SequencePipeline(face=face, encoder=model))
+
+
 def arkit_mapping(face_model_file: str) -> Any:
     """The ARKit table of the encoder's face model (the open head ships one)."""
     from ..inference.default_head import HEAD_FILE, arkit_mapping

@@ -69,6 +69,72 @@ class FIELDS_PG_settings(bpy.types.PropertyGroup):
         default=False,
     )
 
+    # Apply to sequence.
+    seq_source: bpy.props.EnumProperty(  # type: ignore[valid-type]
+        name="Sequence from",
+        description="Where the performance comes from",
+        items=(("VIDEO", "Video", "A video file on disk (MP4, MOV, AVI, MKV, WebM ...)"),
+               ("FOLDER", "Folder", "A folder of numbered images, read in natural order (frame2 before frame10)"),
+               ("CLIP", "Clip", "A movie clip loaded in Blender (Movie Clip Editor)"),
+               ("IMAGE", "Image", "An image sequence or movie loaded in Blender as an image")),
+        default="VIDEO",
+    )
+    seq_filepath: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Video", description="Video file of the performance", subtype="FILE_PATH", default="")
+    seq_directory: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Folder", description="Folder of numbered images of the performance, all the same size",
+        subtype="DIR_PATH", default="")
+    seq_clip: bpy.props.PointerProperty(  # type: ignore[valid-type]
+        name="Clip", description="Movie clip whose file (a video, or an image sequence's folder) is read",
+        type=bpy.types.MovieClip)
+    seq_image: bpy.props.PointerProperty(  # type: ignore[valid-type]
+        name="Image", description="Image sequence or movie loaded as an image; its file (or its folder) is read",
+        type=bpy.types.Image)
+    seq_frame_first: bpy.props.IntProperty(  # type: ignore[valid-type]
+        name="First", description="First source frame to read (1 is the first frame of the video or folder)",
+        default=1, min=1)
+    seq_frame_last: bpy.props.IntProperty(  # type: ignore[valid-type]
+        name="Last", description="Last source frame to read, included; 0 reads to the end", default=0, min=0)
+    seq_frame_step: bpy.props.IntProperty(  # type: ignore[valid-type]
+        name="Step", description="Read every n-th source frame (2 keys every other frame, keeping the timing)",
+        default=1, min=1, soft_max=10)
+    seq_target_start: bpy.props.IntProperty(  # type: ignore[valid-type]
+        name="Start at", description="Scene frame where the first source frame is keyed", default=1)
+    seq_face: bpy.props.IntProperty(  # type: ignore[valid-type]
+        name="Face", description="Which face to follow when several are in view, 1 being the largest",
+        default=1, min=1, soft_max=5)
+    seq_key_intensity: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Key intensity",
+        description="Also key the target's intensity with the intensity read in each frame (off: the intensity "
+        "is left as it is, and 1 shows each expression as read)",
+        default=True)
+    seq_gaps: bpy.props.EnumProperty(  # type: ignore[valid-type]
+        name="No face",
+        description="What frames without a face (or unreadable frames) get",
+        items=(("INTERPOLATE", "Interpolate", "Blend across the gap from the face before to the face after"),
+               ("HOLD", "Hold", "Keep the last face's values until a face is found again"),
+               ("LEAVE", "Leave gap", "Write no key there (the curves run straight across; fill them by hand)")),
+        default="INTERPOLATE",
+    )
+    seq_smooth: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Smooth", description="Remove frame-to-frame jitter with an adaptive (One-Euro) filter", default=True)
+    seq_smooth_steadiness: bpy.props.FloatProperty(  # type: ignore[valid-type]
+        name="Steadiness",
+        description="Cutoff in Hz for a still face (One-Euro min cutoff): lower removes more jitter but makes "
+        "slow motions lag",
+        default=1.0, min=0.01, soft_min=0.1, soft_max=10.0, precision=2)
+    seq_smooth_responsiveness: bpy.props.FloatProperty(  # type: ignore[valid-type]
+        name="Responsiveness",
+        description="How quickly smoothing lets go during fast motion (One-Euro beta): higher follows quick "
+        "expressions with less lag, lower is smoother",
+        default=10.0, min=0.0, soft_max=50.0, precision=1)
+    seq_smooth_speed_cutoff: bpy.props.FloatProperty(  # type: ignore[valid-type]
+        name="Speed smoothing",
+        description="Cutoff in Hz for the speed estimate (One-Euro d-cutoff); rarely needs changing",
+        default=1.0, min=0.01, soft_max=10.0, precision=2)
+    seq_result: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Last sequence", description="What the last Apply to Sequence keyed", default="")
+
     # The last result, shown in the panel (read-only there).
     result_emotion: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="Emotion", description="Emotion read from the last photo", default="")
