@@ -105,9 +105,10 @@ class FIELDS_PG_settings(bpy.types.PropertyGroup):
         default=1, min=1, soft_max=5)
     seq_key_intensity: bpy.props.BoolProperty(  # type: ignore[valid-type]
         name="Key intensity",
-        description="Also key the target's intensity with the intensity read in each frame (off: the intensity "
-        "is left as it is, and 1 shows each expression as read)",
-        default=True)
+        description="Also key the intensity control with the intensity read in each frame. The keyed weights "
+        "already show each expression as read, so this weakens them (shape keys show weight x intensity). "
+        "Either way the intensity read is keyed on 'fields_predicted_intensity'",
+        default=False)
     seq_gaps: bpy.props.EnumProperty(  # type: ignore[valid-type]
         name="No face",
         description="What frames without a face (or unreadable frames) get",

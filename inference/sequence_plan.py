@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .encoder import Expression
-from .reconstruct import INTENSITY_PROPERTY, Plan, ReconstructError, weight_property
+from .reconstruct import INTENSITY_PROPERTY, PREDICTED_INTENSITY_PROPERTY, Plan, ReconstructError, weight_property
 
 Column = tuple[str, int]  # (custom property, array index)
 
@@ -40,13 +40,16 @@ def neutral_expression(expression_names: list[str]) -> Expression:
 def _plan_columns(first: Plan, key_intensity: bool) -> list[Column]:
     columns: list[Column] = [(weight_property(name), 0) for name in first.weights]
     columns += [(weight_property(bone), i) for bone in first.rotations for i in range(3)]
+    # The intensity read in each frame is always keyed, as information (the weights already carry
+    # the expression as read); keying it into the intensity control as well is the artist's choice.
+    columns.append((PREDICTED_INTENSITY_PROPERTY, 0))
     if key_intensity:
         columns.append((INTENSITY_PROPERTY, 0))
     return columns
 
 
 def sequence_channels(result: object, plan_frame: Callable[[Expression], Plan], *,
-                      key_intensity: bool = True, name: str = "the sequence") -> SequenceChannels:
+                      key_intensity: bool = False, name: str = "the sequence") -> SequenceChannels:
     """Plan every row of the processed `result` (a `SequenceResult`) with `plan_frame` (the photo
     path's `plan` bound to the target and its loaders). Raises ReconstructError when no frame holds
     a face."""
@@ -76,6 +79,7 @@ def sequence_channels(result: object, plan_frame: Callable[[Expression], Plan], 
             c = index.get((weight_property(bone), 0))
             if c is not None:
                 out[c:c + 3] = axis_angle
+        out[index[(PREDICTED_INTENSITY_PROPERTY, 0)]] = result.intensity[row]
         if key_intensity:
-            out[-1] = result.intensity[row]
+            out[index[(INTENSITY_PROPERTY, 0)]] = result.intensity[row]
     return SequenceChannels(columns, values, first, int(rows[0]))

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from inference.encoder import ExpressionEncoder
-from inference.reconstruct import INTENSITY_PROPERTY, Plan, ReconstructError, Target, plan, weight_property
+from inference.reconstruct import (
+    INTENSITY_PROPERTY,
+    PREDICTED_INTENSITY_PROPERTY,
+    Plan,
+    ReconstructError,
+    Target,
+    plan,
+    weight_property,
+)
 from inference.sequence import SequenceResult
 from inference.sequence_plan import neutral_expression, sequence_channels
 
@@ -35,14 +43,18 @@ def by_hand(expression) -> Plan:  # a planner of the shape reconstruct.plan retu
 
 def test_columns_values_and_gaps() -> None:
     res = result()
-    channels = sequence_channels(res, by_hand)
+    channels = sequence_channels(res, by_hand, key_intensity=True)
     assert channels.columns == [(weight_property("a"), 0), (weight_property("b"), 0), (weight_property("jaw"), 0),
-                                (weight_property("jaw"), 1), (weight_property("jaw"), 2), (INTENSITY_PROPERTY, 0)]
+                                (weight_property("jaw"), 1), (weight_property("jaw"), 2),
+                                (PREDICTED_INTENSITY_PROPERTY, 0), (INTENSITY_PROPERTY, 0)]
     assert np.isnan(channels.values[1]).all()  # the face-less row: no key anywhere
     np.testing.assert_allclose(channels.values[[0, 2, 3], :2], res.expression[[0, 2, 3]])
     np.testing.assert_allclose(channels.values[[0, 2, 3], 2:5], res.jaw[[0, 2, 3]])
     np.testing.assert_allclose(channels.values[[0, 2, 3], 5], res.intensity[[0, 2, 3]])
-    assert sequence_channels(res, by_hand, key_intensity=False).values.shape == (4, 5)
+    np.testing.assert_allclose(channels.values[[0, 2, 3], 6], res.intensity[[0, 2, 3]])
+    # By default only the read intensity is keyed; the intensity control is left to the artist.
+    default = sequence_channels(res, by_hand)
+    assert default.values.shape == (4, 6) and (INTENSITY_PROPERTY, 0) not in default.columns
 
 
 def test_no_face_anywhere_is_one_sentence() -> None:

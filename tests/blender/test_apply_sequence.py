@@ -17,7 +17,7 @@ from conftest import MODULE, scene_state
 from sequence_fixtures import blank_frame, moving_frame, write_folder, write_video
 from test_reconstruct import add_default_head, fcurves, keyed
 
-from inference.reconstruct import INTENSITY_PROPERTY, weight_property
+from inference.reconstruct import INTENSITY_PROPERTY, PREDICTED_INTENSITY_PROPERTY, weight_property
 
 bpy = pytest.importorskip("bpy")
 
@@ -93,8 +93,10 @@ def test_video_is_keyed_one_key_per_frame_on_every_driven_value(blender, clips, 
     head = add_default_head()
     before_handlers = handlers()
     bpy.context.scene.render.fps = 25  # the clip's rate: one key on each scene frame
-    configure(clips["video"], seq_target_start=10)
+    configure(clips["video"], seq_target_start=10, seq_key_intensity=True)
     assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
+    read = frames_of(head, f'["{PREDICTED_INTENSITY_PROPERTY}"]')
+    assert read[:, 0].tolist() == list(range(10, 10 + N))
     curves = {(fc.data_path, fc.array_index) for fc in fcurves(head)}
     weights = [k for k in head.keys() if k.startswith("fields_w_")]
     assert len(weights) > 40  # the open head's expression, eyelids, jaw and eye bones
@@ -132,7 +134,7 @@ def test_reapply_reads_the_cache_and_keeps_keys_outside_the_range(blender, clips
     sessions = importlib_sessions()
     monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path)
     head = add_default_head()
-    configure(clips["folder"], "FOLDER", seq_smooth=False)
+    configure(clips["folder"], "FOLDER", seq_smooth=False, seq_key_intensity=True)
     assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
     pipeline = sessions.sequence_pipeline(0)
     perceived = pipeline.frames_perceived
@@ -206,7 +208,7 @@ def test_modal_run_progress_and_finish_leave_no_timer(blender, clips, monkeypatc
     assert not seq._live_timers and modal.timer is None
     assert keyed(head) == {}  # nothing is keyed before finish
     modal.run.finish(bpy.context)
-    assert len(frames_of(head, f'["{INTENSITY_PROPERTY}"]')) == N
+    assert len(frames_of(head, f'["{PREDICTED_INTENSITY_PROPERTY}"]')) == N
 
 
 def test_cancel_keeps_nothing(blender, clips, monkeypatch, tmp_path) -> None:
@@ -247,7 +249,7 @@ def test_corrupt_frames_are_skipped_with_a_count(blender, clips, monkeypatch, tm
     head = add_default_head()
     configure(clips["corrupt"], "FOLDER")
     assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
-    assert len(frames_of(head, f'["{INTENSITY_PROPERTY}"]')) == 8  # the bad frame is interpolated
+    assert len(frames_of(head, f'["{PREDICTED_INTENSITY_PROPERTY}"]')) == 8  # the bad frame is interpolated
     assert "1 unreadable skipped" in bpy.context.scene.fields.seq_result
 
 
@@ -283,14 +285,14 @@ def test_movie_clip_and_image_sequence_sources(blender, clips, monkeypatch, tmp_
     clip = bpy.data.movieclips.load(str(clips["video"]))
     configure(clips["video"], "CLIP", seq_clip=clip, seq_frame_first=3, seq_frame_last=10, seq_frame_step=2)
     assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
-    assert frames_of(head, f'["{INTENSITY_PROPERTY}"]')[:, 0].tolist() == [1, 3, 5, 7]
+    assert frames_of(head, f'["{PREDICTED_INTENSITY_PROPERTY}"]')[:, 0].tolist() == [1, 3, 5, 7]
     first = sorted(clips["folder"].iterdir())[0]
     image = bpy.data.images.load(str(first))
     image.source = "SEQUENCE"
     configure(clips["folder"], "IMAGE", seq_image=image, seq_target_start=50, seq_frame_first=1, seq_frame_last=0,
               seq_frame_step=1)
     assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
-    assert frames_of(head, f'["{INTENSITY_PROPERTY}"]')[:, 0].tolist()[-8:] == list(range(50, 58))
+    assert frames_of(head, f'["{PREDICTED_INTENSITY_PROPERTY}"]')[:, 0].tolist()[-8:] == list(range(50, 58))
     single = bpy.data.images.new("still", 8, 8)
     configure(clips["folder"], "IMAGE", seq_image=single)
     with pytest.raises(RuntimeError, match="is a single image, not a movie or image sequence"):
