@@ -63,7 +63,7 @@ def _sequence_path(options: Any) -> str:
     if owner.source == "MOVIE":
         return path
     if owner.source == "SEQUENCE":
-        return os.path.dirname(path)  # every image of the folder, in natural order
+        return path  # one file of the sequence: its numbered siblings are read (SequenceRun)
     raise ReconstructError(f"The {what} '{owner.name}' is a single image, not a movie or image sequence: "
                            "use Reconstruct for a photo.")
 
@@ -98,7 +98,12 @@ class SequenceRun:
 
             raise ReconstructError(f"The frame range {options.seq_frame_first}-{options.seq_frame_last} is "
                                    "empty: Last must be 0 (to the end) or at least First.")
-        self.source = open_source(path, options.seq_frame_first - 1, last, options.seq_frame_step)
+        first = options.seq_frame_first - 1
+        if options.seq_source == "IMAGE" and os.path.isfile(path):  # a Blender image sequence: its siblings
+            self.source = FolderSource(os.path.dirname(path), first, last, options.seq_frame_step,
+                                       like=os.path.basename(path))
+        else:
+            self.source = open_source(path, first, last, options.seq_frame_step)
         if isinstance(self.source, FolderSource):
             self.source.fps = self.scene_fps  # a folder has no rate: one image per scene frame
         self.name = f"'{path}'"

@@ -65,7 +65,9 @@ class FolderSource:
     kind = "folder"
 
     def __init__(self, path: str | os.PathLike[str], start: int = 0, end: int | None = None, step: int = 1,
-                 fps: float = DEFAULT_FPS) -> None:
+                 fps: float = DEFAULT_FPS, like: str | None = None) -> None:
+        """`like`: one file name of a numbered sequence (e.g. shot_0001.png); only the images named
+        like it (shot_<digits>.png) are read, as Blender's image sequences do."""
         _check_range(start, end, step)
         self.path = Path(path)
         if not self.path.exists():
@@ -79,9 +81,11 @@ class FolderSource:
         except OSError as error:
             raise SequenceError(self.path, f"cannot be listed ({error.strerror or error}).",
                                 kind="Image folder") from error
+        if like is not None:
+            names = [name for name in names if sequence_pattern(like).fullmatch(name)]
         if not names:
-            raise SequenceError(self.path, "holds no images (looked for " + ", ".join(sorted(IMAGE_SUFFIXES))
-                                + ").", kind="Image folder")
+            looked = f"images named like '{like}'" if like else ", ".join(sorted(IMAGE_SUFFIXES))
+            raise SequenceError(self.path, f"holds no images (looked for {looked}).", kind="Image folder")
         self.files = [self.path / name for name in sorted(names, key=natural_key)]
         last = len(self.files) - 1
         if start > last:
@@ -225,6 +229,15 @@ class VideoSource:
 
 
 FrameSource = FolderSource | VideoSource
+
+
+def sequence_pattern(name: str) -> re.Pattern[str]:
+    """The names of the numbered sequence `name` belongs to: its text before the last run of digits,
+    any digits, and its text after (shot_0001.png -> shot_<digits>.png)."""
+    match = re.fullmatch(r"(.*?)(\d+)(\D*)", name)
+    if match is None:
+        return re.compile(re.escape(name))
+    return re.compile(re.escape(match.group(1)) + r"\d+" + re.escape(match.group(3)))
 
 
 def open_source(path: str | os.PathLike[str], start: int = 0, end: int | None = None, step: int = 1,

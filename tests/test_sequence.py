@@ -356,3 +356,17 @@ def test_cli_fails_with_one_line_naming_the_source(tmp_path: Path) -> None:
         assert done.returncode == 1 and done.stdout == ""
         assert str(path) in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "p.npz").exists()
+
+
+def test_numbered_sequence_reads_only_its_siblings(tmp_path) -> None:
+    """A Blender image sequence names one file; only the images numbered like it belong to it."""
+    from inference.frames import FolderSource, sequence_pattern
+
+    for name in ("shot_0002.png", "shot_0010.png", "shot_0001.png", "other_0001.png", "shot_final.png"):
+        (tmp_path / name).write_bytes(b"")
+    assert sequence_pattern("shot_0001.png").fullmatch("shot_12.png")
+    assert not sequence_pattern("shot_0001.png").fullmatch("other_0001.png")
+    source = FolderSource(tmp_path, like="shot_0002.png")
+    assert [p.name for p in source.files] == ["shot_0001.png", "shot_0002.png", "shot_0010.png"]
+    with pytest.raises(SequenceError, match="images named like 'take_001.png'"):
+        FolderSource(tmp_path, like="take_001.png")
