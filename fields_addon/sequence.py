@@ -74,7 +74,7 @@ class SequenceRun:
     `finish()` writes everything; `cancel()` drops the job."""
 
     def __init__(self, context: bpy.types.Context) -> None:
-        from ..inference.frames import FolderSource, open_source
+        from ..inference.frames import IMAGE_SUFFIXES, FolderSource, open_source
         from ..inference.reconstruct import PARTS
         from ..inference.sequence_plan import neutral_expression
         from ..inference.smoothing import OneEuroSettings
@@ -99,7 +99,7 @@ class SequenceRun:
             raise ReconstructError(f"The frame range {options.seq_frame_first}-{options.seq_frame_last} is "
                                    "empty: Last must be 0 (to the end) or at least First.")
         first = options.seq_frame_first - 1
-        if options.seq_source == "IMAGE" and os.path.isfile(path):  # a Blender image sequence: its siblings
+        if os.path.isfile(path) and os.path.splitext(path)[1].lower() in IMAGE_SUFFIXES:  # an image sequence
             self.source = FolderSource(os.path.dirname(path), first, last, options.seq_frame_step,
                                        like=os.path.basename(path))
         else:
