@@ -99,7 +99,11 @@ def render(head: Any, path: Path, size: int) -> Path:
     camera.location = (centre[0], centre[1] - 0.55, centre[2])
     camera.rotation_euler = (math.pi / 2, 0.0, 0.0)
     scene.render.filepath = str(path)
-    bpy.ops.render.render(write_still=True)
+    try:
+        bpy.ops.render.render(write_still=True)
+    except RuntimeError as error:  # no OpenGL: Blender as a module renders through EGL
+        raise SystemExit(f"demo: the Workbench render failed ({str(error).strip()}); headless machines need "
+                         "Mesa's EGL: apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri") from None
     return path
 
 
