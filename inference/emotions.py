@@ -22,7 +22,7 @@ ACTION_UNITS = {
     "sadness": "1+4+15 (+17)",
     "surprise": "1+2+5B+26",
     "fear": "1+2+4+5+7+20+26",
-    "disgust": "9+15+16 (+10)",
+    "disgust": "9+10+15+17 (+4, 6, 7)",
     "anger": "4+5+7+23 (23 as 24 + 28)",
     "contempt": "R12A+R14A",
 }
@@ -43,11 +43,11 @@ PROTOTYPES: dict[str, dict[str, float]] = {
         "jawOpen": 0.1,
     },
     "sadness": {  # AU1 inner brow raiser, AU4 brow lowerer, AU15 lip corner depressor, AU17 chin raiser
-        "browInnerUp": 0.75,
-        **_both("browDown", 0.3),
-        **_both("mouthFrown", 0.6),
-        "mouthShrugLower": 0.35,
-        **_both("eyeBlink", 0.15),
+        "browInnerUp": 0.95,
+        **_both("browDown", 0.2),
+        **_both("mouthFrown", 1.0),
+        "mouthShrugLower": 0.5,
+        **_both("eyeBlink", 0.25),
     },
     "surprise": {  # AU1+2 brows up, AU5B upper lid raiser (moderate), AU26 jaw drop
         "browInnerUp": 0.85,
@@ -65,12 +65,14 @@ PROTOTYPES: dict[str, dict[str, float]] = {
         "jawOpen": 0.3,
     },
     "disgust": {  # AU9 nose wrinkler, AU10 upper lip raiser, AU15, AU16 lower lip depressor, AU6/AU4 spill
-        **_both("noseSneer", 0.75),
-        **_both("mouthUpperUp", 0.45),
-        **_both("mouthFrown", 0.45),
-        **_both("mouthLowerDown", 0.3),
-        **_both("cheekSquint", 0.25),
-        **_both("browDown", 0.25),
+        **_both("noseSneer", 1.0),
+        **_both("mouthUpperUp", 0.4),
+        **_both("mouthFrown", 0.7),
+        "mouthShrugLower": 0.4,
+        **_both("cheekSquint", 0.6),
+        **_both("eyeSquint", 0.4),
+        **_both("browDown", 0.5),
+        "mouthShrugUpper": 0.3,
     },
     "anger": {  # AU4 brow lowerer, AU5 lids up, AU7 lid tightener, AU23 lip tightener (as 24 + 28)
         **_both("browDown", 0.85),
@@ -81,8 +83,9 @@ PROTOTYPES: dict[str, dict[str, float]] = {
         "mouthRollLower": 0.15,
     },
     "contempt": {  # R12A + R14A: one corner (the subject's right) up and tightened
-        "mouthSmileRight": 0.3,
-        "mouthDimpleRight": 0.4,
+        "mouthSmileRight": 0.55,
+        "mouthDimpleRight": 0.7,
+        "mouthRight": 0.2,
     },
 }
 
