@@ -13,12 +13,17 @@ from . import preferences, settings
 from .reconstruct import resolve_target
 
 
-class FIELDS_PT_reconstruct(bpy.types.Panel):
-    bl_label = "Reconstruct from photo"
-    bl_idname = "FIELDS_PT_reconstruct"
+class FieldsSidebar(bpy.types.Panel):
+    """Where every FIELDS panel lives: the 3D viewport's sidebar, tab FIELDS (never registered itself)."""
+
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "FIELDS"
+
+
+class FIELDS_PT_reconstruct(FieldsSidebar):
+    bl_label = "Reconstruct from photo"
+    bl_idname = "FIELDS_PT_reconstruct"
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
@@ -60,12 +65,9 @@ class FIELDS_PT_reconstruct(bpy.types.Panel):
             row.prop(options, "key_predicted_intensity", toggle=True)
 
 
-class FIELDS_PT_apply_sequence(bpy.types.Panel):
+class FIELDS_PT_apply_sequence(FieldsSidebar):
     bl_label = "Apply to sequence"
     bl_idname = "FIELDS_PT_apply_sequence"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "FIELDS"
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout

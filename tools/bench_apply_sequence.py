@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -32,20 +31,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="fields-bench-")
+sys.path.insert(0, str(ROOT / "tools"))
+from bench_sequence import decoded  # noqa: E402
+from checkout_blender import MODULE, enable_checkout, use_throwaway_user_folder  # noqa: E402
 
+use_throwaway_user_folder("fields-bench-")
 import bpy  # noqa: E402
-
-MODULE = "bl_ext.user_default.fields"
 
 
 def enable() -> None:
-    link = Path(os.environ["BLENDER_USER_RESOURCES"]) / "extensions" / "user_default" / "fields"
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if not link.exists():
-        link.symlink_to(ROOT, target_is_directory=True)
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    bpy.ops.preferences.addon_enable(module=MODULE)
+    enable_checkout(bpy)
 
 
 def bench_keying(frames: int = 1000, channels: int = 60, runs: int = 5) -> dict[str, float]:
@@ -71,20 +66,6 @@ def bench_keying(frames: int = 1000, channels: int = 60, runs: int = 5) -> dict[
         bpy.data.objects.remove(obj)
     return {"keying_s": statistics.median(times), "keying_min_s": min(times),
             "rekeying_s": statistics.median(replace)}
-
-
-def decoded(clip: Path) -> np.ndarray:
-    import cv2
-
-    capture = cv2.VideoCapture(str(clip))
-    frames = []
-    while True:
-        ok, bgr = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    capture.release()
-    return np.stack(frames)
 
 
 def main(argv: list[str] | None = None) -> int:

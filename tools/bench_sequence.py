@@ -80,6 +80,13 @@ class GeneratedSource:
         return {"kind": self.kind, "frames": self.count}
 
 
+def decoded(clip: Path) -> np.ndarray:
+    """Every frame of `clip` as RGB, decoded by the pipeline's own source (for the referee)."""
+    from inference.frames import VideoSource
+
+    return np.stack([frame.image for frame in VideoSource(clip) if frame.image is not None])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=300)
@@ -88,7 +95,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
 
-    import cv2
     from perception_fixtures import mediapipe_python, run_referee
     from sequence_fixtures import moving_frame, still_frame, write_folder, write_video
 
@@ -118,16 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         # MediaPipe alone on the same decoded frames (its latency excludes decoding).
         python = mediapipe_python()
         if python is not None:
-            capture = cv2.VideoCapture(str(clip))
-            frames = []
-            while True:
-                ok, bgr = capture.read()
-                if not ok:
-                    break
-                frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-            capture.release()
-            reference = run_referee(np.stack(frames), "video", work / "referee", python)
-            del frames
+            reference = run_referee(decoded(clip), "video", work / "referee", python)
             figures["mediapipe_video_fps"] = len(reference["latency"]) / float(reference["latency"].sum())
             figures["ratio_vs_mediapipe"] = figures["second_fps"] / figures["mediapipe_video_fps"]
 
