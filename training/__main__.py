@@ -1,6 +1,8 @@
 """Command line: `python -m training train [--config FILE] [key=value ...]` writes the checkpoint,
 ONNX, metadata and resolved config to the config's `out` folder; `python -m training evaluate
-DIR` prints the held-out metrics of a trained encoder. Errors are one line naming what is wrong."""
+DIR` prints the held-out metrics of a trained encoder; `python -m training evaluate-real` prints the
+real-data metrics of readers on the held-out people and clips (`split-real` rewrites that split).
+Errors are one line naming what is wrong."""
 
 from __future__ import annotations
 
@@ -23,7 +25,16 @@ def main(argv: list[str] | None = None) -> int:
     train_cmd.add_argument("overrides", nargs="*", help="section.key=value, e.g. data.train_samples=1000")
     evaluate_cmd = commands.add_parser("evaluate", help="print the held-out metrics of a trained encoder")
     evaluate_cmd.add_argument("weights", type=Path, help="folder holding encoder.pt and config.yaml")
+    real_cmd = commands.add_parser("evaluate-real", help="real-data metrics on the held-out people and clips")
+    real_cmd.add_argument("--readers", default="shipped,logistic", help="comma-separated reader names")
+    real_cmd.add_argument("--cache", type=Path, help="perception cache folder (default ~/.cache/fields/real)")
+    real_cmd.add_argument("--json", type=Path, help="also write the full report as JSON here")
+    commands.add_parser("split-real", help="rewrite training/real_split.json from the shared data's labels")
     args = parser.parse_args(argv)
+    if args.command in ("evaluate-real", "split-real"):
+        from .real_cli import real_command
+
+        return real_command(args)
 
     from .config import load_config
 

@@ -1,0 +1,159 @@
+"""Landmark geometry of a head driven by ARKit units, and how well it meets a real face's landmarks.
+
+A head is reached only through `LandmarkHead`: the 478 MediaPipe landmarks (metres) for 52 ARKit
+weights and an identity vector, plus their linearisation (neutral, per-unit and per-identity-
+component landmark changes). Landmarks sit on the mesh through a `LandmarkEmbedding` (triangle +
+barycentric weights; a vertex id is the degenerate triangle), so the mask head (vertex i is
+landmark i) and a full head such as ICT's plug in alike. `region_residuals` aligns a face's
+observed landmarks onto the head by a similarity (Umeyama, all 478 points) and reports the mean
+3D distance in millimetres over MediaPipe's lips, eyes and brows; `fit_photo` is the per-photo
+least-squares reference (identity and bounded units solved together), `drive_photo` solves only
+identity for units a reader gave. Both alternate alignment and a bounded linear solve, then judge
+the exact (not linearised) head. Must not import bpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from scipy.optimize import lsq_linear
+
+from inference.blendshapes import ARKIT_NAMES
+
+# MediaPipe's region index sets (FaceLandmarksConnections in mediapipe/tasks/.../face_landmarker.py,
+# Apache-2.0): the landmarks its lips, eye and eyebrow connections touch.
+LIPS = (0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185, 191, 267, 269,
+        270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415)
+LEFT_EYE = (249, 263, 362, 373, 374, 380, 381, 382, 384, 385, 386, 387, 388, 390, 398, 466)
+RIGHT_EYE = (7, 33, 133, 144, 145, 153, 154, 155, 157, 158, 159, 160, 161, 163, 173, 246)
+LEFT_BROW = (276, 282, 283, 285, 293, 295, 296, 300, 334, 336)
+RIGHT_BROW = (46, 52, 53, 55, 63, 65, 66, 70, 105, 107)
+REGIONS = {"mouth": LIPS, "eyes": LEFT_EYE + RIGHT_EYE, "brows": LEFT_BROW + RIGHT_BROW}
+N_UNITS = len(ARKIT_NAMES)
+IDENTITY_BOUND = 3.0  # identity coefficients are solved within +-3 (the heads' components are unit-scaled)
+IDENTITY_RIDGE = 0.02  # keeps identity from absorbing expression where the two overlap
+
+
+@dataclass(frozen=True)
+class LandmarkEmbedding:
+    """Each landmark as a point on a mesh triangle: `triangles` (L, 3) vertex ids, `weights` (L, 3)."""
+
+    triangles: np.ndarray
+    weights: np.ndarray
+
+    @classmethod
+    def vertex_ids(cls, ids: np.ndarray) -> LandmarkEmbedding:
+        ids = np.asarray(ids, dtype=np.int64)
+        return cls(np.repeat(ids[:, None], 3, axis=1), np.tile([1.0, 0.0, 0.0], (len(ids), 1)))
+
+    def apply(self, vertices: np.ndarray) -> np.ndarray:
+        """(..., V, 3) vertices -> (..., L, 3) landmarks."""
+        return np.einsum("...lkc,lk->...lc", vertices[..., self.triangles, :], self.weights)
+
+
+class LandmarkHead(Protocol):
+    name: str
+    neutral: np.ndarray  # (478, 3) metres
+    unit_basis: np.ndarray  # (52, 478, 3): landmark change per ARKit unit at weight 1 (linearised)
+    identity_basis: np.ndarray  # (S, 478, 3): landmark change per identity coefficient
+
+    def landmarks(self, weights: np.ndarray, identity: np.ndarray | None = None) -> np.ndarray: ...
+
+
+class FlameArkitHead:
+    """A FLAME-format head with a stored ARKit table (the open head), read through an embedding."""
+
+    def __init__(self, model: object, mapping: object, embedding: LandmarkEmbedding, name: str = "") -> None:
+        from inference.default_head import ArkitMapping
+        from inference.face_model import FaceModel
+
+        assert isinstance(model, FaceModel) and isinstance(mapping, ArkitMapping)
+        self.model, self.mapping, self.embedding = model, mapping, embedding
+        self.name = name or model.name
+        self.neutral = self.landmarks(np.zeros(N_UNITS))
+        self.unit_basis = np.stack([self.landmarks(np.eye(N_UNITS)[u]) - self.neutral for u in range(N_UNITS)])
+        self.identity_basis = embedding.apply(np.moveaxis(model.shapedirs, 2, 0))
+
+    def landmarks(self, weights: np.ndarray, identity: np.ndarray | None = None) -> np.ndarray:
+        from inference.forward import forward
+
+        params = self.mapping.to_params(np.asarray(weights, dtype=np.float64))
+        out = forward(self.model, shape=identity, expression=params.expression, pose=params.pose,
+                      eyelids=params.eyelids)
+        return self.embedding.apply(out.vertices)
+
+
+def open_head() -> FlameArkitHead:
+    """The shipped open head: vertex i is MediaPipe landmark i."""
+    from inference.default_head import N_LANDMARKS, load_default_head
+
+    model, mapping = load_default_head()
+    return FlameArkitHead(model, mapping, LandmarkEmbedding.vertex_ids(np.arange(N_LANDMARKS)), "FIELDS open head")
+
+
+def similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Umeyama's least-squares similarity (scale, rotation, translation) taking source onto target."""
+    mu_s, mu_t = source.mean(0), target.mean(0)
+    a, b = source - mu_s, target - mu_t
+    u, singular, vt = np.linalg.svd(b.T @ a / len(a))
+    flip = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    rotation = u @ flip @ vt
+    scale = float(np.trace(np.diag(singular) @ flip) / (a ** 2).sum(1).mean())
+    return scale, rotation, mu_t - scale * rotation @ mu_s
+
+
+def align(observed: np.ndarray, head: np.ndarray) -> np.ndarray:
+    scale, rotation, translation = similarity(observed, head)
+    return np.asarray(scale * observed @ rotation.T + translation)
+
+
+def region_residuals(observed: np.ndarray, head: np.ndarray) -> dict[str, float]:
+    """Mean distance (mm) per region after aligning the observed landmarks onto the head's."""
+    distance = np.linalg.norm(align(observed, head) - head, axis=1) * 1000.0
+    return {region: float(distance[list(ids)].mean()) for region, ids in REGIONS.items()}
+
+
+def _solve(head: LandmarkHead, target: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Linear least squares for identity (and units when `weights` is None) against aligned landmarks."""
+    n_id = len(head.identity_basis)
+    residual = (target - head.neutral).ravel()
+    identity_columns = head.identity_basis.reshape(n_id, -1).T
+    ridge = np.sqrt(IDENTITY_RIDGE) * np.linalg.norm(identity_columns, axis=0).mean()
+    if weights is None:
+        columns = np.concatenate([head.unit_basis.reshape(N_UNITS, -1).T, identity_columns], axis=1)
+        lower = np.r_[np.zeros(N_UNITS), -IDENTITY_BOUND * np.ones(n_id)]
+        upper = np.r_[np.ones(N_UNITS), IDENTITY_BOUND * np.ones(n_id)]
+        prior = np.concatenate([np.zeros((n_id, N_UNITS)), ridge * np.eye(n_id)], axis=1)
+    else:
+        residual = residual - np.tensordot(weights, head.unit_basis, axes=1).ravel()
+        columns, lower, upper = identity_columns, -IDENTITY_BOUND * np.ones(n_id), IDENTITY_BOUND * np.ones(n_id)
+        prior = ridge * np.eye(n_id)
+    solution = lsq_linear(np.vstack([columns, prior]), np.r_[residual, np.zeros(n_id)], bounds=(lower, upper),
+                          method="bvls" if columns.shape[1] < 80 else "trf").x
+    if weights is None:
+        return solution[:N_UNITS], solution[N_UNITS:]
+    return np.asarray(weights, dtype=np.float64), solution
+
+
+def _fit(head: LandmarkHead, observed: np.ndarray, weights: np.ndarray | None,
+         rounds: int = 3) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    current = head.neutral
+    units, identity = np.zeros(N_UNITS), np.zeros(len(head.identity_basis))
+    for _ in range(rounds):
+        units, identity = _solve(head, align(observed, current), weights)
+        current = (head.neutral + np.tensordot(units, head.unit_basis, 1)
+                   + np.tensordot(identity, head.identity_basis, 1))
+    exact = head.landmarks(units, identity)
+    return units, identity, region_residuals(observed, exact)
+
+
+def fit_photo(head: LandmarkHead, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """Units in [0, 1], identity, and region residuals (mm) of the head's best fit to one face."""
+    return _fit(head, observed, None)
+
+
+def drive_photo(head: LandmarkHead, observed: np.ndarray, weights: np.ndarray) -> dict[str, float]:
+    """Region residuals (mm) of the head driven by `weights`, identity solved for this face."""
+    return _fit(head, observed, np.clip(np.asarray(weights, dtype=np.float64), 0.0, 1.0))[2]
