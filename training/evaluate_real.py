@@ -100,20 +100,22 @@ def clip_metrics(reader: Any, clips: list[Clip]) -> dict[str, Any]:
         smooth = one_euro(fill_gaps(arkit, found, "interpolate", clip.times), clip.times, DEFAULT_SMOOTHING)
         reference = np.full_like(arkit, np.nan)
         reference[found] = mediapipe_arkit(clip.scores[found])
-        still = still_frames(clip.scores, found, clip.fps)
+        still = np.zeros(arkit.shape, dtype=bool)
+        still[:, SHARED_UNITS] = still_frames(reference[:, SHARED_UNITS], found, clip.fps)
         moving = [u for u in SHARED_UNITS if np.nanstd(reference[:, u]) >= 0.05]
         raw_lags = [lag_ms(np.nan_to_num(arkit[:, u]), np.nan_to_num(reference[:, u]), found, clip.fps) for u in moving]
         smooth_lags = [lag_ms(smooth[:, u], np.nan_to_num(reference[:, u]), found, clip.fps) for u in moving]
         lags_raw += raw_lags
         lags_smooth += smooth_lags
-        per_clip[clip.name] = {"frames": len(found), "tracked": int(found.sum()), "still_frames": int(still.sum()),
+        per_clip[clip.name] = {"frames": len(found), "tracked": int(found.sum()),
+                               "still_frames": int(still.any(1).sum()), "still_unit_frames": int(still.sum()),
                                "jitter_raw": still_jitter(arkit, still), "jitter_smoothed": still_jitter(smooth, still),
                                "jitter_mediapipe": still_jitter(reference, still), "varying_units": len(moving)}
-    still_total = sum(c["still_frames"] for c in per_clip.values())
+    still_total = sum(c["still_unit_frames"] for c in per_clip.values())
 
     def weighted(key: str) -> float:
-        total = sum(c[key] * c["still_frames"] for c in per_clip.values() if c["still_frames"])
-        return float(total / max(still_total, 1))
+        total = sum(c[key] * c["still_unit_frames"] for c in per_clip.values() if c["still_unit_frames"])
+        return float(total / max(still_total, 1))  # each clip weighted by its still unit-frames
 
     return {"clips": per_clip, "jitter_raw": weighted("jitter_raw"), "jitter_smoothed": weighted("jitter_smoothed"),
             "jitter_mediapipe": weighted("jitter_mediapipe"),
@@ -178,7 +180,8 @@ def format_report(report: dict[str, Any]) -> str:
                   f"clips: jitter on still stretches raw {r['jitter_raw']:.4f}, smoothed {r['jitter_smoothed']:.4f} "
                   f"(MediaPipe's own {r['jitter_mediapipe']:.4f}); lag behind MediaPipe raw {r['lag_ms_raw']:.0f} ms, "
                   f"smoothed {r['lag_ms_smoothed']:.0f} ms",
-                  "  " + "; ".join(f"{c}: {v['still_frames']} still of {v['frames']}" for c, v in r["clips"].items())]
+                  "  " + "; ".join(f"{c}: {v['still_unit_frames'] / v['frames']:.1f} of 51 units still per frame"
+                                   for c, v in r["clips"].items())]
     return "\n".join(lines)
 
 

@@ -4,11 +4,12 @@ Emotion: confusion matrix (rows true, columns read), balanced accuracy (mean per
 the classes given, by default those present), the share of non-neutral faces read as neutral.
 Expression: per-unit Pearson r and least-squares slope of a reader's unit against MediaPipe's score
 (slope 0.25 = the reader moves a quarter as far); a unit "varies" when MediaPipe's score has a
-standard deviation of at least `VARY_STD` on the set measured. Clips: a frame is *still* when, in
-the `STILL_WINDOW_S` around it, no MediaPipe score (3-frame median, to ignore its own flicker) moves
-over a range of more than `STILL_RANGE`; still stretches are runs of still tracked frames at least
-`MIN_STILL_S` long; jitter is `inference.smoothing.jitter` (mean absolute frame-to-frame change)
-of the 52 units over pairs inside still stretches. Lag is the shift (ms, positive = the reader is
+standard deviation of at least `VARY_STD` on the set measured. Clips (people talk, so stillness is
+per unit): frame t is *still* for a unit when, in the `STILL_WINDOW_S` around it, MediaPipe's score
+for that unit (3-frame median, to ignore its own flicker) spans no more than `STILL_RANGE`; still
+stretches are runs of such tracked frames at least `MIN_STILL_S` long; jitter is the mean absolute
+frame-to-frame change (`inference.smoothing.jitter`'s measure) of each unit over the pairs inside
+its still stretches, pooled over the units MediaPipe scores. Lag is the shift (ms, positive = the reader is
 late) within +-`MAX_LAG_S` that maximises the correlation of a reader's unit with MediaPipe's raw
 score, taken per clip and varying unit and reported as the median. Must not import bpy.
 """
@@ -17,8 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.ndimage import median_filter
-
-from inference.smoothing import jitter
 
 VARY_STD = 0.05
 STILL_WINDOW_S = 0.4
@@ -62,6 +61,10 @@ def pearson_and_slope(read: np.ndarray, reference: np.ndarray) -> tuple[np.ndarr
     with np.errstate(invalid="ignore", divide="ignore"):
         r = covariance / np.sqrt((a * a).sum(0) * (b * b).sum(0))
         slope = covariance / (b * b).sum(0)
+    # a constant column leaves rounding noise after centring: it has no correlation, not a tiny one
+    r[np.ptp(read, axis=0) == 0] = np.nan
+    still = np.ptp(reference, axis=0) == 0
+    r[still], slope[still] = np.nan, np.nan
     return r, slope
 
 
@@ -70,32 +73,33 @@ def varying(reference: np.ndarray, threshold: float = VARY_STD) -> np.ndarray:
 
 
 def still_frames(scores: np.ndarray, found: np.ndarray, fps: float) -> np.ndarray:
-    """Per frame: inside a still stretch (see the module docstring)."""
-    n = len(scores)
-    filled = np.where(found[:, None], scores, np.nan)
-    filled = median_filter(np.nan_to_num(filled, nan=-10.0), size=(3, 1), mode="nearest")
+    """(T, C): frame t is inside a still stretch of channel c (see the module docstring)."""
+    n, channels = scores.shape
+    filled = median_filter(np.where(found[:, None], scores, -10.0), size=(3, 1), mode="nearest")
     half = max(1, round(STILL_WINDOW_S * fps / 2))
-    still = np.zeros(n, dtype=bool)
+    still = np.zeros((n, channels), dtype=bool)
     for t in range(n):
         window = slice(max(0, t - half), min(n, t + half + 1))
         if found[window].all():
             values = filled[window]
-            still[t] = bool((values.max(0) - values.min(0)).max() <= STILL_RANGE)
-    out = np.zeros(n, dtype=bool)
-    start = None
-    for t in range(n + 1):
-        if t < n and still[t]:
-            start = t if start is None else start
-        elif start is not None:
-            if (t - start) / fps >= MIN_STILL_S:
-                out[start:t] = True
-            start = None
+            still[t] = values.max(0) - values.min(0) <= STILL_RANGE
+    out = np.zeros_like(still)
+    shortest = MIN_STILL_S * fps
+    for c in range(channels):
+        edges = np.flatnonzero(np.diff(np.r_[0, still[:, c].astype(np.int8), 0]))
+        for start, stop in zip(edges[::2], edges[1::2], strict=True):
+            if stop - start >= shortest:
+                out[start:stop, c] = True
     return out
 
 
 def still_jitter(values: np.ndarray, still: np.ndarray) -> float:
-    """`inference.smoothing.jitter` over consecutive pairs that are both inside still stretches."""
-    return jitter(values, still)
+    """Mean absolute frame-to-frame change of each channel over its pairs of consecutive frames
+    that are both inside its still stretches, pooled over channels (`inference.smoothing.jitter`
+    applied channel by channel and weighted by the pairs each contributes)."""
+    pairs = still[1:] & still[:-1]
+    steps = np.abs(np.diff(np.asarray(values, dtype=np.float64), axis=0))[pairs]
+    return float(np.nanmean(steps)) if steps.size else float("nan")
 
 
 def lag_ms(read: np.ndarray, reference: np.ndarray, found: np.ndarray, fps: float) -> float:
