@@ -213,3 +213,22 @@ def test_mediapipe_scores_become_arkit_units_by_name() -> None:
     arkit = mediapipe_arkit(scores)[0]
     assert arkit[ARKIT_NAMES.index("jawOpen")] == scores[0, MEDIAPIPE_NAMES.index("jawOpen")]
     assert arkit[ARKIT_NAMES.index("tongueOut")] == 0.0
+
+
+def test_logistic_reader_learns_from_training_rows_only() -> None:
+    from training.readers import ReaderInput, make_reader
+
+    rng = np.random.default_rng(2)
+    emotion = np.repeat([0, 1, 3], 40)  # no fear, disgust, anger, sadness or contempt in training
+    scores = rng.uniform(0, 0.1, (120, 52))
+    scores[emotion == 1, 5] += 0.8  # each class lights its own score
+    scores[emotion == 3, 9] += 0.8
+    reader = make_reader("logistic", scores, emotion)
+    faces = ReaderInput(np.zeros((120, 478, 3)), scores, np.full((120, 2), 350), np.zeros((120, 1486)))
+    reading = reader.read(faces)
+    assert (reading.emotion == emotion).mean() > 0.95
+    np.testing.assert_allclose(reading.emotion_probs.sum(1), 1.0)
+    assert reading.emotion_probs[:, [2, 4, 5, 6, 7]].max() == 0.0
+    np.testing.assert_allclose(reading.arkit, np.clip(mediapipe_arkit(scores), 0, 1))
+    with pytest.raises(DataError, match="Unknown reader 'nope'"):
+        make_reader("nope", scores, emotion)

@@ -13,6 +13,7 @@ jitter as the floor. Learning readers fit on the training people only. Must not 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -42,6 +43,7 @@ from .real_metrics import (
 from .real_split import RealSplit, load_split
 
 MIN_CLASS_PHOTOS = 10
+FIT_VERSION = 1  # bump when head_fit's fitting changes: cached per-photo fits are then recomputed
 SHARED_UNITS = np.flatnonzero(ARKIT_FROM_MEDIAPIPE >= 0)  # the 51 ARKit units MediaPipe scores
 
 
@@ -78,6 +80,22 @@ def unit_metrics(reading: Reading, scores: np.ndarray) -> dict[str, Any]:
                       for n, s, a, b in zip(names, reference.std(0), r, slope, strict=True)},
             "varying_units": int(moving.sum()),
             "median_r": float(np.nanmedian(r[moving])), "median_slope": float(np.nanmedian(slope[moving]))}
+
+
+def per_photo_fits(head: LandmarkHead, observed: np.ndarray, cache: PerceptionCache) -> np.ndarray:
+    """(N, regions) residuals (mm) of the head's per-photo fit, cached under the perception cache
+    by a hash of the head and the observed landmarks (a few minutes to compute, reused by every
+    later run on the same split)."""
+    key = hashlib.sha256(f"{head.key}:{FIT_VERSION}:".encode() + observed.astype(np.float64).tobytes()).hexdigest()
+    entry = cache.folder / "fits" / f"{key}.npz"
+    stored = cache.read_entry(entry)
+    if stored is not None:
+        return stored["residuals"]
+    fits = [fit_photo(head, observed[i]) for i in range(len(observed))]
+    residuals = np.array([[fit[2][region] for region in REGIONS] for fit in fits])
+    cache.write_entry(entry, {"residuals": residuals, "units": np.array([fit[0] for fit in fits]),
+                              "identity": np.array([fit[1] for fit in fits])})
+    return residuals
 
 
 def residual_metrics(head: LandmarkHead, observed: np.ndarray, arkit: np.ndarray) -> dict[str, float]:
@@ -134,8 +152,7 @@ def evaluate_real(readers: list[str], cache: PerceptionCache | None = None, spli
     head = open_head()
     observed = observed_metres(test)
     started = time.perf_counter()
-    fits = [fit_photo(head, observed[i]) for i in range(len(test))]
-    fit = {region: float(np.mean([f[2][region] for f in fits])) for region in REGIONS}
+    fit = dict(zip(REGIONS, map(float, per_photo_fits(head, observed, cache).mean(0)), strict=True))
     report: dict[str, Any] = {
         "split": {"train_people": len(set(train.people)), "held_out_people": len(set(test.people)),
                   "train_photos": len(train), "held_out_photos": len(test), "skipped_photos": dict(photos.skipped),

@@ -75,7 +75,8 @@ class PerceptionCache:
             self.networks_built += 1
         return self._perception
 
-    def _read(self, path: Path) -> dict[str, np.ndarray] | None:
+    def read_entry(self, path: Path) -> dict[str, np.ndarray] | None:
+        """The arrays of a cache entry, or None when it is missing or damaged."""
         if not path.exists():
             return None
         try:
@@ -84,7 +85,8 @@ class PerceptionCache:
         except (OSError, ValueError, EOFError):
             return None  # a damaged entry is recomputed, never trusted
 
-    def _write(self, path: Path, arrays: dict[str, np.ndarray]) -> None:
+    def write_entry(self, path: Path, arrays: dict[str, np.ndarray]) -> None:
+        """Write an entry atomically (temporary file, then rename)."""
         def save(tmp: Path) -> None:
             with tmp.open("wb") as handle:
                 np.savez(handle, **arrays)  # type: ignore[arg-type]
@@ -96,7 +98,7 @@ class PerceptionCache:
         `size` (width, height), `detector_score`, `presence`. Raises ImageError on unreadable files."""
         digest = digest or sha256_of(path)
         entry = self.folder / "photos" / digest[:2] / f"{digest}.npz"
-        cached = self._read(entry)
+        cached = self.read_entry(entry)
         if cached is not None:
             return cached
         result = self.perception.run(path)
@@ -109,7 +111,7 @@ class PerceptionCache:
                           scores=np.fromiter(face.blendshapes.values(), np.float32, N_BLENDSHAPES),
                           matrix=face.matrix.astype(np.float32), detector_score=np.array(face.score, np.float32),
                           presence=np.array(face.presence, np.float32))
-        self._write(entry, arrays)
+        self.write_entry(entry, arrays)
         return arrays
 
     def clip(self, path: Path, digest: str | None = None) -> dict[str, np.ndarray]:
@@ -117,7 +119,7 @@ class PerceptionCache:
         no face), `scores` (T, 52), `matrix` (T, 4, 4), `detector_score`; plus `fps` and `size`."""
         digest = digest or sha256_of(path)
         entry = self.folder / "clips" / f"{digest}.npz"
-        cached = self._read(entry)
+        cached = self.read_entry(entry)
         if cached is not None:
             return cached
         from inference.frames import VideoSource
@@ -147,7 +149,7 @@ class PerceptionCache:
                   "scores": np.array(rows["scores"], np.float32), "matrix": np.array(rows["matrix"], np.float32),
                   "detector_score": np.array(rows["score"], np.float32),
                   "size": np.array([source.width, source.height], np.int32)}
-        self._write(entry, arrays)
+        self.write_entry(entry, arrays)
         return arrays
 
 
