@@ -157,7 +157,8 @@ def evaluate_real(readers: list[str], cache: PerceptionCache | None = None, spli
         "split": {"train_people": len(set(train.people)), "held_out_people": len(set(test.people)),
                   "train_photos": len(train), "held_out_photos": len(test), "skipped_photos": dict(photos.skipped),
                   "held_out_clips": list(split.held_out_clips)},
-        "head": head.name, "per_photo_fit_mm": fit, "fit_seconds": time.perf_counter() - started, "readers": {}}
+        "files_perceived": cache.files_perceived, "head": head.name,
+        "per_photo_fit_mm": fit, "fit_seconds": time.perf_counter() - started, "readers": {}}
     inputs = photo_input(test)
     for name in readers:
         reader = make_reader(name, train.scores, train.emotion)
@@ -173,7 +174,8 @@ def evaluate_real(readers: list[str], cache: PerceptionCache | None = None, spli
 def format_report(report: dict[str, Any]) -> str:
     s = report["split"]
     lines = [f"Held out: {s['held_out_people']} people, {s['held_out_photos']} photos (train: {s['train_people']} "
-             f"people, {s['train_photos']} photos; skipped {s['skipped_photos']}); clips {s['held_out_clips']}",
+             f"people, {s['train_photos']} photos; skipped {s['skipped_photos']}); clips {s['held_out_clips']}; "
+             f"files perceived this run: {report['files_perceived']} (0: all from the cache)",
              f"Per-photo least-squares fit of the {report['head']}: " +
              ", ".join(f"{k} {v:.2f} mm" for k, v in report["per_photo_fit_mm"].items())]
     short = [e[:4] for e in EMOTIONS]
