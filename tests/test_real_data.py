@@ -113,6 +113,8 @@ def test_photos_are_perceived_once_then_read_from_the_cache(tmp_path: Path) -> N
     assert first.people == ["AJ_Lamas", "Aaron_Eckhart"] and first.emotion.tolist() == [1, 0]
     assert first.landmarks.shape == (2, 478, 3) and first.scores.shape == (2, 52)
     assert first.features().shape == (2, 1486)
+    source = first.to_real_data()
+    assert source.emotion is not None and source.emotion.tolist() == [1, 0] and source.features.shape == (2, 1486)
     again_cache = PerceptionCache(tmp_path / "cache")
     again = load_photos(folder, again_cache)
     assert again_cache.networks_built == 0 and again_cache.files_perceived == 0

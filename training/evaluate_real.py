@@ -30,6 +30,7 @@ from .model import EMOTIONS
 from .readers import ARKIT_FROM_MEDIAPIPE, ReaderInput, Reading, make_reader, mediapipe_arkit
 from .real_data import Clip, PerceptionCache, PhotoSet, load_clips, load_photos
 from .real_metrics import (
+    VARY_STD,
     balanced_accuracy,
     confusion,
     lag_ms,
@@ -120,7 +121,7 @@ def clip_metrics(reader: Any, clips: list[Clip]) -> dict[str, Any]:
         reference[found] = mediapipe_arkit(clip.scores[found])
         still = np.zeros(arkit.shape, dtype=bool)
         still[:, SHARED_UNITS] = still_frames(reference[:, SHARED_UNITS], found, clip.fps)
-        moving = [u for u in SHARED_UNITS if np.nanstd(reference[:, u]) >= 0.05]
+        moving = [u for u in SHARED_UNITS if np.nanstd(reference[:, u]) >= VARY_STD]
         raw_lags = [lag_ms(np.nan_to_num(arkit[:, u]), np.nan_to_num(reference[:, u]), found, clip.fps) for u in moving]
         smooth_lags = [lag_ms(smooth[:, u], np.nan_to_num(reference[:, u]), found, clip.fps) for u in moving]
         lags_raw += raw_lags

@@ -22,6 +22,8 @@ import numpy as np
 from scipy.optimize import lsq_linear
 
 from inference.blendshapes import ARKIT_NAMES
+from inference.default_head import ARKIT_TO_PARAMS, HEAD_FILE, N_LANDMARKS, ArkitMapping, load_default_head
+from inference.face_model import FaceModel
 
 # MediaPipe's region index sets (FaceLandmarksConnections in mediapipe/tasks/.../face_landmarker.py,
 # Apache-2.0): the landmarks its lips, eye and eyebrow connections touch.
@@ -72,14 +74,8 @@ class LandmarkHead(Protocol):
 class FlameArkitHead:
     """A FLAME-format head with a stored ARKit table (the open head), read through an embedding."""
 
-    def __init__(self, model: object, mapping: object, embedding: LandmarkEmbedding, name: str = "",
+    def __init__(self, model: FaceModel, mapping: ArkitMapping, embedding: LandmarkEmbedding, name: str = "",
                  key: str = "") -> None:
-        from inference.default_head import ArkitMapping
-        from inference.face_model import FaceModel
-
-        assert isinstance(model, FaceModel) and isinstance(mapping, ArkitMapping)
-        from inference.default_head import ARKIT_TO_PARAMS
-
         self.model, self.mapping, self.embedding = model, mapping, embedding
         self.rotation_units = [u for u, n in enumerate(ARKIT_NAMES) if ARKIT_TO_PARAMS[n][0] == "pose"]
         self.name = name or model.name
@@ -111,8 +107,6 @@ class FlameArkitHead:
 
 def open_head() -> FlameArkitHead:
     """The shipped open head: vertex i is MediaPipe landmark i."""
-    from inference.default_head import HEAD_FILE, N_LANDMARKS, load_default_head
-
     model, mapping = load_default_head()
     key = hashlib.sha256(HEAD_FILE.read_bytes()).hexdigest()
     return FlameArkitHead(model, mapping, LandmarkEmbedding.vertex_ids(np.arange(N_LANDMARKS)), "FIELDS open head", key)

@@ -27,7 +27,7 @@ import numpy as np
 
 from inference.features import N_BLENDSHAPES, N_LANDMARKS, encoder_features
 
-from .adapters import DataError
+from .adapters import DataError, RealData
 from .io import write_with
 from .model import EMOTIONS
 
@@ -186,6 +186,13 @@ class PhotoSet:
             return np.zeros((0, N_LANDMARKS * 3 + N_BLENDSHAPES), np.float32)
         return np.stack([encoder_features(self.landmarks[i], self.scores[i], int(self.size[i, 0]),
                                           int(self.size[i, 1])) for i in range(len(self))])
+
+    def to_real_data(self, source: str = PHOTOS) -> RealData:
+        """These photos as a training source of `training.train` (emotion labels; intensity is not
+        labelled, so 0 for neutral and unknown otherwise). Pass only training people's photos."""
+        intensity = np.where(self.emotion == EMOTIONS.index("neutral"), 0.0, np.nan).astype(np.float32)
+        return RealData(features=self.features(), source=source, emotion=self.emotion.copy(), intensity=intensity,
+                        skipped=dict(self.skipped))
 
 
 @dataclass
