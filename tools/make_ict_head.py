@@ -7,8 +7,9 @@ ARKit names (ICT's `browInnerUp_L/_R` and `cheekPuff_L/_R` halves are summed int
 units), a `tongueOut` sculpted here, as many identity components as the size budget allows, FLAME's
 five joints with a regressor on expression-rigid vertices, skinning weights fitted to ICT's own jaw
 and eye motion, eyelid shapes from `eyeBlink`, UVs (`vt`, `ft`) and a per-triangle part index.
-The jaw and eye units become joint rotations (fitted to how ICT's shapes move the lower teeth and
-eyeballs) plus a residual shape that restores ICT's scan exactly at weight 1. Every problem with
+The jaw units become a jaw rotation (fitted to how ICT's shapes move the lower teeth) plus a residual
+shape that restores ICT's scan at weight 1; ICT's eyeLook shapes move only the lids, so the eye
+bones add the eyeballs' turn. Every problem with
 the source ends in one `IctSourceError` naming the file. Run: .venv/bin/python tools/make_ict_head.py
 """
 
@@ -17,13 +18,17 @@ from __future__ import annotations
 import argparse
 import json
 import lzma
+import os
 import sys
 import tarfile
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -32,9 +37,6 @@ from inference.blendshapes import ARKIT_NAMES  # noqa: E402
 from inference.default_head import ARKIT_TO_PARAMS, EYE_L, EYE_R, JAW  # noqa: E402
 from inference.face_model import JOINT_NAMES, N_POSE_FEATURES, FaceModel  # noqa: E402
 from inference.forward import rodrigues  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "tools"))
-from make_default_head import write_atomically  # noqa: E402
 
 ARCHIVE = ROOT.parent / "shared" / "data" / "ict-facekit" / "ict-facekit-FaceXModel.tar.xz"
 OUTPUT = ROOT / "inference" / "models" / "ict_head.npz"
@@ -58,8 +60,8 @@ POLYGON_PARTS = (  # ICT polygon ranges -> part; eye_film is the lacrimal fluid,
     ((23094, 23893), "eyes"), ((23894, 24691), "iris"), ((24692, 25303), "eye_film"), ((25304, 26383), "lashes"),
 )
 POSE_UNITS = tuple(n for n in ARKIT_NAMES if ARKIT_TO_PARAMS[n][0] == "pose")  # eyeLook x8, jaw x3
-TONGUE_START = 1200  # ICT's gums-and-tongue sub-mesh lists the upper and lower gums first, then the tongue
-TONGUE_REACH_CM = np.array([0.0, -0.4, 2.6])  # how far tongueOut pushes the tip: forward, a little down
+TONGUE_GAP = 0.005  # metres from the lower teeth: nearer is gum, and the tongue's edge stays on the mouth's floor
+TONGUE_REACH, TONGUE_LIFT, TONGUE_FLATTEN = 0.026, 0.003, 0.8  # tongueOut: tip forward, lift, thinning
 
 
 class IctSourceError(Exception):
@@ -113,8 +115,9 @@ class Source:
 
 def read_source(folder: Path) -> Source:
     model = folder / "FaceXModel" if (folder / "FaceXModel").is_dir() else folder
-    neutral, uvs, polys = read_obj(model / "generic_neutral_mesh.obj", full=True) \
-        if (model / "generic_neutral_mesh.obj").is_file() else _missing(model / "generic_neutral_mesh.obj")
+    if not (model / "generic_neutral_mesh.obj").is_file():
+        _missing(model / "generic_neutral_mesh.obj")
+    neutral, uvs, polys = read_obj(model / "generic_neutral_mesh.obj", full=True)
 
     def delta(name: str) -> np.ndarray:
         path = model / f"{name}.obj"
@@ -132,7 +135,7 @@ def read_source(folder: Path) -> Source:
     return Source(neutral * CM, uvs, polys, shapes, identity, read_rigid(model / "vertex_indices.json"))
 
 
-def _missing(path: Path) -> tuple[np.ndarray, ...]:
+def _missing(path: Path) -> NoReturn:
     raise IctSourceError(f"{path}: is missing (not the ICT FaceKit FaceXModel layout)")
 
 
@@ -260,7 +263,10 @@ def build(src: Source, n_identity: int, log=print) -> dict[str, np.ndarray]:  # 
     follow = np.einsum("vi,vi->v", arkit["jawOpen"], rigid_open) / np.maximum((rigid_open**2).sum(1), 1e-12)
     gums_tongue = span("gums_tongue")
     carried = np.concatenate([teeth_lower, gums_tongue[follow[gums_tongue] > 0.5]])
-    tongue = gums_tongue[TONGUE_START:][follow[gums_tongue[TONGUE_START:]] > 0.5]
+    # The tongue: the largest piece of what the jaw carries there, once the gum around the teeth is cut away.
+    gap = cKDTree(neutral[teeth_lower]).query(neutral[carried])[0]
+    tongue = max(components(faces, carried[gap > TONGUE_GAP]), key=len)
+    tongue_gap = cKDTree(neutral[teeth_lower]).query(neutral[tongue])[0]
 
     soft = np.concatenate([span("face"), span("head_neck"), span("mouth_socket")])
     w_jaw = np.zeros(n)
@@ -295,24 +301,24 @@ def build(src: Source, n_identity: int, log=print) -> dict[str, np.ndarray]:  # 
         weights[span(f"eyeball_{side}"), k] = 1.0
     log("joints (cm): " + ", ".join(f"{j} {np.round(p / CM, 2).tolist()}" for j, p in joints.items()))
 
+    # tongueOut: the tongue flattens toward its top (so it slides over the lower incisors) and
+    # stretches forward, the tip most, the root and the rim on the mouth's floor not at all.
     tongue_out = np.zeros((n, 3))
-    z = neutral[tongue, 2]
-    reach = np.clip((z - z.min()) / np.ptp(z), 0.0, 1.0) ** 1.5  # the root stays, the tip travels furthest
-    tongue_out[tongue] = reach[:, None] * TONGUE_REACH_CM * CM
+    z, top = neutral[tongue, 2], neutral[tongue, 1].max()
+    reach = np.clip((z - z.min()) / np.ptp(z), 0.0, 1.0) ** 1.5
+    reach *= np.clip((tongue_gap - TONGUE_GAP) / 0.002, 0.0, 1.0)
+    tongue_out[tongue, 2] = reach * TONGUE_REACH
+    tongue_out[tongue, 1] = reach * (TONGUE_FLATTEN * (top - neutral[tongue, 1]) + TONGUE_LIFT)
     arkit["tongueOut"] = tongue_out
 
     expression_names = tuple(n for n in ARKIT_NAMES if ARKIT_TO_PARAMS[n][0] != "eyelid")
-    zero_posedirs = np.zeros((n, 3, N_POSE_FEATURES))
     kintree = np.array([[4294967295, 0, 1, 1, 1], [0, 1, 2, 3, 4]], dtype=np.int64)
-
-    def model_with(exprdirs: np.ndarray) -> FaceModel:
-        return FaceModel(v_template=neutral, faces=faces, shapedirs=np.zeros((n, 3, 0)), exprdirs=exprdirs,
-                         posedirs=zero_posedirs, j_regressor=regressor, weights=weights)
 
     # ICT's eyeLook shapes move only the lids: the eye bones add the eyeball's turn. The jaw units
     # become a rotation fitted to the lower teeth plus the residual that, skinned by that rotation,
     # lands exactly on ICT's scan at weight 1.
-    rig = model_with(np.zeros((n, 3, 1)))
+    rig = FaceModel(v_template=neutral, faces=faces, shapedirs=np.zeros((n, 3, 0)), exprdirs=np.zeros((n, 3, 0)),
+                    posedirs=np.zeros((n, 3, N_POSE_FEATURES)), j_regressor=regressor, weights=weights)
     arkit_pose = np.zeros((len(ARKIT_NAMES), 5, 3))
     for unit in POSE_UNITS:
         _, joint, axis, sign = ARKIT_TO_PARAMS[unit]
@@ -393,6 +399,24 @@ def _skinning_transforms(model: FaceModel, pose: np.ndarray) -> np.ndarray:
         world[k] = local if parent < 0 else world[parent] @ local
     world[:, :3, 3] -= np.einsum("kij,kj->ki", world[:, :3, :3], joints)
     return np.einsum("vk,kij->vij", model.weights, world)
+
+
+def write_atomically(arrays: dict[str, np.ndarray], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=path.stem, suffix=".npz.tmp", dir=path.parent)
+    try:
+        # np.savez stamps each member with the clock; fixed stamps make the file's sha256 reproducible.
+        with os.fdopen(handle, "wb") as stream, zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as archive:
+            for key, value in arrays.items():
+                member = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                member.compress_type = zipfile.ZIP_DEFLATED
+                with archive.open(member, "w", force_zip64=True) as target:
+                    np.lib.format.write_array(target, np.asanyarray(value), allow_pickle=False)
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; the file ships to every user
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ to the numpy forward model."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from inference.rig import flame_pose_to_bone_quaternions
 bpy = pytest.importorskip("bpy")
 
 ICT_HEAD = Path(__file__).resolve().parents[2] / "inference" / "models" / "ict_head.npz"
+EMBEDDING = ICT_HEAD.with_name("ict_head_mediapipe_embedding.npz")
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +71,36 @@ def test_ict_rig_matches_the_numpy_forward_model(blender, ict) -> None:
         obj.parent.pose.bones[joint].rotation_quaternion = quaternion
     expected = forward(model, shape, params.expression, pose, params.eyelids).vertices
     assert np.abs(evaluated_flame_vertices(obj) - expected).max() < 1e-5 * model.size()
+
+
+def test_ict_landmark_embedding_is_well_formed(ict) -> None:
+    from inference.retarget import load_mediapipe_embedding
+
+    model, _ = ict
+    embedding = load_mediapipe_embedding(EMBEDDING, model)  # raises on any malformed array
+    with np.load(EMBEDDING) as stored:
+        faces, coords, ids = stored["lmk_face_idx"], stored["lmk_b_coords"], stored["landmark_indices"]
+    np.testing.assert_array_equal(ids, np.arange(478))
+    assert coords.min() >= 0.0 and np.allclose(coords.sum(1), 1.0)
+    names = list(model.extras["part_names"])
+    on = {names[p] for p in model.extras["face_parts"][faces]}
+    assert on <= {"skin", "eyes", "iris"}, on  # never on lashes, teeth or the see-through eye layers
+    points = np.einsum("nk,nki->ni", coords, model.v_template[model.faces[faces]])
+    assert points[1, 2] == points[:468, 2].max() or points[1, 2] > np.percentile(points[:468, 2], 99)  # nose tip
+    assert points[263, 0] > 0 > points[33, 0]  # MediaPipe 263 is the subject's left eye corner: +x in FLAME
+    assert len(embedding.labels) == 478
+
+
+def test_ict_neutral_redetection_error(blender, ict, tmp_path: Path) -> None:
+    """Issue 11's target: landmarks found on a render of the neutral head lie within 1.5 px (at the
+    network's 256 crop) of the embedding's projection."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+    import embed_ict_landmarks as tool
+
+    from inference.perception import Perception
+
+    head, camera, model = tool.setup_scene()
+    with np.load(EMBEDDING) as stored:
+        embedding = {key: stored[key] for key in stored.files}
+    error = tool.redetection_error(head, camera, model, embedding, Perception(), tmp_path, {})
+    assert error.mean() < 1.5, error.mean()
