@@ -15,7 +15,7 @@ from typing import Any
 
 import bpy
 
-from ..inference.reconstruct import (
+from ..inference.retarget.plan import (
     INTENSITY_PROPERTY,
     KEY_EXPRESSION,
     PREDICTED_INTENSITY_PROPERTY,

@@ -52,7 +52,7 @@ class FieldsTargetMixin:
 
 def _photo(context: bpy.types.Context) -> tuple[Any, str]:
     """(source for Perception, how to name it in messages)."""
-    from ..inference.reconstruct import ReconstructError
+    from ..inference.retarget.plan import ReconstructError
 
     options = settings.get(context)
     if options.source == "IMAGE":
@@ -84,9 +84,9 @@ class FIELDS_OT_reconstruct_photo(FieldsTargetMixin, bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
-        from ..inference.blendshapes import MEDIAPIPE_NAMES
         from ..inference.errors import FieldsError
-        from ..inference.reconstruct import choose_face, plan
+        from ..inference.perception.blendshapes import MEDIAPIPE_NAMES
+        from ..inference.retarget.plan import choose_face, plan
 
         start = time.perf_counter()
         options = settings.get(context)
@@ -129,8 +129,8 @@ class FIELDS_OT_reconstruct_photo(FieldsTargetMixin, bpy.types.Operator):
     def _retargeter(context: bpy.types.Context, face_model: dict, target: bpy.types.Object) -> Any:
         """The FLAME route's solver, built on demand (only a FLAME head of another model needs it)."""
         from ..inference.errors import FieldsError
-        from ..inference.face_model import file_sha256
-        from ..inference.reconstruct import ReconstructError
+        from ..inference.head.face_model import file_sha256
+        from ..inference.retarget.plan import ReconstructError
 
         def solve(params: Any) -> Any:
             prefs = preferences.get(context)

@@ -44,7 +44,7 @@ def cache_dir() -> Path:
 
 def _sequence_path(options: Any) -> str:
     """The file or folder to read for the chosen source; raises ReconstructError when none is set."""
-    from ..inference.reconstruct import ReconstructError
+    from ..inference.retarget.plan import ReconstructError
 
     kind = options.seq_source
     if kind == "VIDEO":
@@ -74,10 +74,10 @@ class SequenceRun:
     `finish()` writes everything; `cancel()` drops the job."""
 
     def __init__(self, context: bpy.types.Context) -> None:
-        from ..inference.frames import IMAGE_SUFFIXES, FolderSource, open_source
-        from ..inference.reconstruct import PARTS
-        from ..inference.sequence_plan import neutral_expression
-        from ..inference.smoothing import OneEuroSettings
+        from ..inference.retarget.plan import PARTS
+        from ..inference.sequence.frames import IMAGE_SUFFIXES, FolderSource, open_source
+        from ..inference.sequence.plan import neutral_expression
+        from ..inference.sequence.smoothing import OneEuroSettings
 
         options = settings.get(context)
         target = resolve_target(context)
@@ -94,7 +94,7 @@ class SequenceRun:
         path = _sequence_path(options)
         last = options.seq_frame_last - 1 if options.seq_frame_last else None
         if last is not None and last < options.seq_frame_first - 1:
-            from ..inference.reconstruct import ReconstructError
+            from ..inference.retarget.plan import ReconstructError
 
             raise ReconstructError(f"The frame range {options.seq_frame_first}-{options.seq_frame_last} is "
                                    "empty: Last must be 0 (to the end) or at least First.")
@@ -114,7 +114,7 @@ class SequenceRun:
         self.job = self.pipeline.start(self.source, cache_dir=cache_dir())
 
     def _plan_for(self, context: bpy.types.Context, target: bpy.types.Object) -> Any:
-        from ..inference.reconstruct import plan
+        from ..inference.retarget.plan import plan
 
         encoder = self.pipeline.encoder
         described = apply.read_target(target)
@@ -131,7 +131,7 @@ class SequenceRun:
         return None
 
     def check_target(self) -> bpy.types.Object:
-        from ..inference.reconstruct import ReconstructError
+        from ..inference.retarget.plan import ReconstructError
 
         target = self.target()
         if target is None:
@@ -157,8 +157,8 @@ class SequenceRun:
 
     def finish(self, context: bpy.types.Context) -> list[tuple[str, str]]:
         """Plan and key every frame; returns the reports, (level, sentence)."""
-        from ..inference.keyframes import fcurve_keys, scene_frames
-        from ..inference.sequence_plan import sequence_channels
+        from ..inference.sequence.keyframes import fcurve_keys, scene_frames
+        from ..inference.sequence.plan import sequence_channels
 
         target = self.check_target()
         raw = self.job.result()

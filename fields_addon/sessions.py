@@ -36,11 +36,11 @@ def _cached(name: str, stamp: tuple, make: Any) -> Any:
 
 
 def perception() -> Any:
-    from ..inference.blendshapes import MODEL_FILE as BLENDSHAPES
-    from ..inference.detector import MODEL_FILE as DETECTOR
     from ..inference.errors import FileProblem
-    from ..inference.landmarks import MODEL_FILE as LANDMARKS
-    from ..inference.perception import Perception
+    from ..inference.perception.blendshapes import MODEL_FILE as BLENDSHAPES
+    from ..inference.perception.detector import MODEL_FILE as DETECTOR
+    from ..inference.perception.landmarks import MODEL_FILE as LANDMARKS
+    from ..inference.perception.pipeline import Perception
 
     def make() -> Any:
         for path in (DETECTOR, LANDMARKS, BLENDSHAPES):
@@ -55,7 +55,7 @@ def encoder(path: str = "") -> Any:
     """The encoder at `path` (empty: the shipped one); raises EncoderFileError naming the file."""
     from pathlib import Path
 
-    from ..inference.encoder import MODEL_FILE, ExpressionEncoder
+    from ..inference.expression.encoder import MODEL_FILE, ExpressionEncoder
 
     onnx = Path(path) if path else MODEL_FILE
     return _cached("encoder", _stamp(onnx, onnx.with_suffix(".json")), lambda: ExpressionEncoder(onnx))
@@ -64,7 +64,7 @@ def encoder(path: str = "") -> Any:
 def sequence_pipeline(face: int, encoder_path: str = "") -> Any:
     """A SequencePipeline following face `face` (0 the largest) with the encoder at `encoder_path`;
     its own Perception, since tracking keeps per-run state and wants `face + 1` faces."""
-    from ..inference.sequence import SequencePipeline
+    from ..inference.sequence.pipeline import SequencePipeline
 
     model = encoder(encoder_path)
     return _cached(f"sequence:{face}", (id(model),), lambda: SequencePipeline(face=face, encoder=model))
@@ -72,8 +72,8 @@ def sequence_pipeline(face: int, encoder_path: str = "") -> Any:
 
 def arkit_mapping(face_model_file: str) -> Any:
     """The ARKit table of the encoder's face model (the open head ships one)."""
-    from ..inference.default_head import HEAD_FILE, arkit_mapping
-    from ..inference.face_model import load_face_model
+    from ..inference.head.default_head import HEAD_FILE, arkit_mapping
+    from ..inference.head.face_model import load_face_model
 
     path = HEAD_FILE.with_name(face_model_file)
     return _cached(f"arkit:{path}", _stamp(path), lambda: arkit_mapping(load_face_model(path)))
@@ -81,9 +81,9 @@ def arkit_mapping(face_model_file: str) -> Any:
 
 def retargeter(source_file: str, flame_path: str, embedding_path: str) -> Any:
     """A Retargeter from the encoder's face model to the FLAME model at `flame_path`."""
-    from ..inference.default_head import HEAD_FILE
-    from ..inference.face_model import load_face_model
-    from ..inference.retarget import Correspondence, Retargeter
+    from ..inference.head.default_head import HEAD_FILE
+    from ..inference.head.face_model import load_face_model
+    from ..inference.retarget.solver import Correspondence, Retargeter
 
     source_path = HEAD_FILE.with_name(source_file)
 

@@ -58,12 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def photo_main(args: argparse.Namespace) -> dict[str, Any]:
-    from .perception import Perception
+    from .perception.pipeline import Perception
 
     result = Perception(max_faces=args.max_faces).run(args.source)
     payload = {"image": args.source, **result.to_json()}
     if not args.perception_only:
-        from .encoder import ExpressionEncoder
+        from .expression.encoder import ExpressionEncoder
 
         encoder = ExpressionEncoder()
         payload["model"] = encoder.describe()
@@ -107,9 +107,9 @@ class Progress:
 
 
 def sequence_main(args: argparse.Namespace) -> dict[str, Any]:
-    from .frames import open_source
-    from .sequence import SequencePipeline, save_result
-    from .smoothing import OneEuroSettings
+    from .sequence.frames import open_source
+    from .sequence.pipeline import SequencePipeline, save_result
+    from .sequence.smoothing import OneEuroSettings
 
     source = open_source(args.source, args.start, args.end, args.step, args.fps)
     defaults = OneEuroSettings()
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        from .frames import is_sequence_path
+        from .sequence.frames import is_sequence_path
 
         if is_sequence_path(args.source):
             if args.step < 1 or args.start < 0 or (args.end is not None and args.end < args.start):

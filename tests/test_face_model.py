@@ -13,7 +13,7 @@ import pytest
 from flame_fixtures import chumpy_state, flame_pickle_bytes, write_flame_npz, write_flame_pickle
 
 from inference.errors import FaceModelError
-from inference.face_model import PARENTS, load_face_model
+from inference.head.face_model import PARENTS, load_face_model
 
 
 def test_chumpy_is_not_installed() -> None:

@@ -21,10 +21,10 @@ from perception_fixtures import (
     write,
 )
 
-from inference.crop import Roi, roi_from_landmarks, unproject, warp
 from inference.errors import FileProblem, ImageError
-from inference.image import load_image
-from inference.perception import NoFace, Perception, PerceptionResult, Tracker
+from inference.perception.crop import Roi, roi_from_landmarks, unproject, warp
+from inference.perception.image import load_image
+from inference.perception.pipeline import NoFace, Perception, PerceptionResult, Tracker
 
 # Landmarks that must lie inside the detector's box on a frontal face: eye corners, nose tip, mouth corners.
 CORE = [33, 133, 362, 263, 1, 61, 291]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from perception_fixtures import astronaut, mediapipe_python, paste, run_referee
 
-from inference.perception import Perception, Tracker
+from inference.perception.pipeline import Perception, Tracker
 
 PYTHON = mediapipe_python()
 pytestmark = pytest.mark.skipif(PYTHON is None, reason="mediapipe is not importable: create .venv-mediapipe "

@@ -9,9 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from inference.encoder import Expression
-from inference.forward import rodrigues
-from inference.reconstruct import (
+from inference.expression.encoder import Expression
+from inference.head.forward import rodrigues
+from inference.head.rig import BONE_AXES, flame_pose_to_bone_quaternions
+from inference.retarget.plan import (
     ReconstructError,
     Target,
     bone_axis_angle,
@@ -20,7 +21,6 @@ from inference.reconstruct import (
     plan,
     weight_property,
 )
-from inference.rig import BONE_AXES, flame_pose_to_bone_quaternions
 
 
 @pytest.mark.parametrize("joint", ["jaw", "eye.L"])

@@ -17,13 +17,13 @@ from retarget_fixtures import (
     write_embedding,
 )
 
-from inference.blendshapes import ARKIT_NAMES
-from inference.default_head import landmarks, load_default_head
-from inference.emotions import EMOTIONS, emotion_weights
 from inference.errors import LandmarkEmbeddingError
-from inference.face_model import FaceModel, load_face_model
-from inference.forward import forward
-from inference.retarget import (
+from inference.expression.emotions import EMOTIONS, emotion_weights
+from inference.head.default_head import landmarks, load_default_head
+from inference.head.face_model import FaceModel, load_face_model
+from inference.head.forward import forward
+from inference.perception.blendshapes import ARKIT_NAMES
+from inference.retarget.solver import (
     Correspondence,
     PointModel,
     Retargeter,

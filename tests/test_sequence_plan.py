@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inference.encoder import ExpressionEncoder
-from inference.reconstruct import (
+from inference.expression.encoder import ExpressionEncoder
+from inference.retarget.plan import (
     INTENSITY_PROPERTY,
     PREDICTED_INTENSITY_PROPERTY,
     Plan,
@@ -17,8 +17,8 @@ from inference.reconstruct import (
     plan,
     weight_property,
 )
-from inference.sequence import SequenceResult
-from inference.sequence_plan import neutral_expression, sequence_channels
+from inference.sequence.pipeline import SequenceResult
+from inference.sequence.plan import neutral_expression, sequence_channels
 
 
 def result(t: int = 4, names: tuple[str, ...] = ("a", "b")) -> SequenceResult:

@@ -17,9 +17,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from inference.encoder import ExpressionEncoder  # noqa: E402
 from inference.errors import FieldsError  # noqa: E402
-from inference.image import load_image  # noqa: E402
+from inference.expression.encoder import ExpressionEncoder  # noqa: E402
+from inference.perception.image import load_image  # noqa: E402
 from training.adapters import DataError, FeatureCache, load_affectnet, load_scans, load_unlabelled  # noqa: E402
 from training.config import ConfigError, load_config  # noqa: E402
 from training.train import train  # noqa: E402
@@ -62,7 +62,7 @@ def test_tiny_run_writes_a_working_encoder(trained: Path) -> None:
     assert set(metadata["metrics"]) >= {"expression_vertex_mm", "jaw_deg", "eyelid_mae", "emotion_accuracy_strong",
                                         "intensity_mae"}
     encoder = ExpressionEncoder(trained / "encoder.onnx")
-    from inference.perception import Perception
+    from inference.perception.pipeline import Perception
 
     result = Perception().run(ASTRONAUT)
     face = result.faces[0]
@@ -104,7 +104,7 @@ def test_bad_face_model_leaves_nothing(tmp_path: Path) -> None:
 
 
 def test_synthetic_data_is_deterministic() -> None:
-    from inference.default_head import load_default_head
+    from inference.head.default_head import load_default_head
     from training.config import DataConfig
     from training.synthetic import generate
 
@@ -218,8 +218,8 @@ def test_native_flame_encoder_through_retargeting(tmp_path: Path, flame_pickle: 
     solved on the FLAME head through its MediaPipe landmark embedding (issue 5)."""
     from retarget_fixtures import default_embedding_ids, open_head_embedding, write_embedding
 
-    from inference.default_head import load_default_head
-    from inference.face_model import load_face_model
+    from inference.head.default_head import load_default_head
+    from inference.head.face_model import load_face_model
 
     head, _ = load_default_head()
     target = load_face_model(flame_pickle)

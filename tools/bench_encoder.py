@@ -15,9 +15,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from inference.encoder import ExpressionEncoder  # noqa: E402
-from inference.features import encoder_features  # noqa: E402
-from inference.perception import Perception  # noqa: E402
+from inference.expression.encoder import ExpressionEncoder  # noqa: E402
+from inference.expression.features import encoder_features  # noqa: E402
+from inference.perception.pipeline import Perception  # noqa: E402
 
 
 def median_ms(function, runs: int = 300) -> float:  # type: ignore[no-untyped-def]

@@ -28,16 +28,16 @@ from scipy.sparse.csgraph import dijkstra
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from inference.blendshapes import ARKIT_NAMES, MEDIAPIPE_NAMES, BlendshapeNetwork  # noqa: E402
-from inference.default_head import (  # noqa: E402
+from inference.head.default_head import (  # noqa: E402
     ARKIT_TO_PARAMS,
     EXPRESSION_UNITS,
     HEAD_FILE,
     N_LANDMARKS,
     project_frontal,
 )
-from inference.face_model import JOINT_NAMES  # noqa: E402
-from inference.geometry import load_canonical_face  # noqa: E402
+from inference.head.face_model import JOINT_NAMES  # noqa: E402
+from inference.perception.blendshapes import ARKIT_NAMES, MEDIAPIPE_NAMES, BlendshapeNetwork  # noqa: E402
+from inference.perception.geometry import load_canonical_face  # noqa: E402
 
 CM = 0.01  # the canonical mesh is in centimetres; FLAME is in metres
 
@@ -801,8 +801,8 @@ def refine(
 
 
 def build(network: BlendshapeNetwork, verbose: bool = True) -> dict[str, np.ndarray]:
-    from inference.face_model import FaceModel
-    from inference.forward import forward
+    from inference.head.face_model import FaceModel
+    from inference.head.forward import forward
 
     log = print if verbose else (lambda *a, **k: None)
     canonical_face = load_canonical_face()

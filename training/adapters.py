@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from inference.errors import FieldsError
-from inference.features import FEATURE_VERSION, encoder_features
-from inference.image import ImageError
+from inference.expression.features import FEATURE_VERSION, encoder_features
+from inference.perception.image import ImageError
 
 from .io import write_with
 
@@ -66,7 +66,7 @@ class FeatureCache:
 
     def _perceive(self, image: np.ndarray) -> np.ndarray | None:
         if self._perception is None:
-            from inference.perception import Perception
+            from inference.perception.pipeline import Perception
 
             self._perception = Perception(max_faces=1)
         result = self._perception.run(image)
@@ -94,7 +94,7 @@ class FeatureCache:
 
 
 def _load(path: Path) -> np.ndarray:
-    from inference.image import load_image
+    from inference.perception.image import load_image
 
     return load_image(path)
 

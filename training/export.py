@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from inference.features import FEATURE_VERSION
+from inference.expression.features import FEATURE_VERSION
 
 from .io import write_atomic, write_with
 from .model import EMOTIONS, OUTPUT_NAMES, Encoder

@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 import torch
 
-from inference.blendshapes import MEDIAPIPE_NAMES
-from inference.features import encoder_features
-from inference.image import load_image
+from inference.expression.features import encoder_features
+from inference.perception.blendshapes import MEDIAPIPE_NAMES
+from inference.perception.image import load_image
 
 from .model import EMOTIONS, Encoder
 
@@ -42,7 +42,7 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 @torch.no_grad()
 def real_photo_metrics(encoder: Encoder, expression_names: tuple[str, ...], copies: int = 8) -> dict[str, Any]:
-    from inference.perception import Perception
+    from inference.perception.pipeline import Perception
 
     perception = Perception(max_faces=1)
     encoder = encoder.eval().cpu()

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import distributed as dist
 
-from inference.default_head import HEAD_FILE, arkit_mapping
-from inference.emotions import EMOTIONS
-from inference.face_model import file_sha256, load_face_model
+from inference.expression.emotions import EMOTIONS
+from inference.head.default_head import HEAD_FILE, arkit_mapping
+from inference.head.face_model import file_sha256, load_face_model
 
 from . import losses
 from .adapters import RealData
@@ -119,7 +119,7 @@ def _rank() -> tuple[int, int]:
 
 def _jaw_open_sign(model_path: str) -> float:
     """+1 if a positive x rotation of the jaw opens the mouth (moves the chin down), else -1."""
-    from inference.forward import forward
+    from inference.head.forward import forward
 
     model = load_face_model(model_path)
     pose = np.zeros((5, 3))

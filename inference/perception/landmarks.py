@@ -19,7 +19,7 @@ import numpy as np
 from .crop import Roi, pad_square, unproject, warp
 from .runtime import create_session
 
-MODEL_FILE = Path(__file__).resolve().parent / "models" / "face_landmarks_detector.onnx"
+MODEL_FILE = Path(__file__).resolve().parent.parent / "models" / "face_landmarks_detector.onnx"
 INPUT_SIZE = 256
 NUM_LANDMARKS = 478
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .pose import metric_landmarks
+from ..perception.pose import metric_landmarks
 
 FEATURE_VERSION = 1
 N_LANDMARKS = 478

@@ -27,10 +27,10 @@ from typing import Literal
 
 import numpy as np
 
-from .blendshapes import ARKIT_NAMES
-from .default_head import N_LANDMARKS, ArkitMapping, HeadParams
-from .errors import LandmarkEmbeddingError
-from .face_model import JOINT_NAMES, FaceModel
+from ..errors import LandmarkEmbeddingError
+from ..head.default_head import N_LANDMARKS, ArkitMapping, HeadParams
+from ..head.face_model import JOINT_NAMES, FaceModel
+from ..perception.blendshapes import ARKIT_NAMES
 
 JAW = JOINT_NAMES.index("jaw")
 _JAW_FEATURES = slice(9 * (JAW - 1), 9 * JAW)  # the jaw's (R - I) entries among FLAME's 36 pose features

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .default_head import ARKIT_TO_PARAMS, EYE_L, EYE_R, JAW, ArkitMapping, HeadParams
-from .encoder import Expression
-from .errors import FieldsError
-from .rig import BONE_AXES
+from ..errors import FieldsError
+from ..expression.encoder import Expression
+from ..head.default_head import ARKIT_TO_PARAMS, EYE_L, EYE_R, JAW, ArkitMapping, HeadParams
+from ..head.rig import BONE_AXES
 
 PARTS = ("expression", "jaw", "eyelids", "gaze")
 INTENSITY_PROPERTY = "fields_intensity"
@@ -128,7 +128,7 @@ def plan(expression: Expression, face_model: dict, target: Target, parts: Iterab
     source parameters to a FLAME target's ({key name: expression value}, pose (5, 3), eyelids) and is needed only
     for the FLAME route: the caller builds it from the files the artist set. Raises
     ReconstructError when nothing of the target can be driven."""
-    from .retarget import match_arkit_names
+    from .solver import match_arkit_names
 
     chosen = set(parts) & set(PARTS)
     if not chosen:
@@ -158,7 +158,7 @@ def plan(expression: Expression, face_model: dict, target: Target, parts: Iterab
         raise ReconstructError(f"None of the {len(target.shape_keys)} shape keys of '{target.name}' is named "
                                "after an ARKit unit (e.g. jawOpen, eyeBlinkLeft) or the encoder's face model.")
     weights = arkit().from_params(params)
-    from .blendshapes import ARKIT_NAMES
+    from ..perception.blendshapes import ARKIT_NAMES
 
     return Plan("arkit", {matched[unit]: float(weights[i]) for i, unit in enumerate(ARKIT_NAMES)
                           if unit in matched and arkit_part(unit) in chosen})

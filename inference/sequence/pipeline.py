@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CacheError
-from .features import FEATURE_VERSION, encoder_features
+from ..errors import CacheError
+from ..expression.features import FEATURE_VERSION, encoder_features
 from .frames import FrameSource
 from .smoothing import OneEuroSettings, fill_gaps, one_euro
 
@@ -76,7 +76,7 @@ class SequenceResult:
     def expression_at(self, row: int) -> Any:
         """Row `row` as the encoder's `Expression` (what photo mode produces), so per-frame planning
         such as `reconstruct.plan` or retargeting takes a sequence frame as it takes a photo."""
-        from .encoder import Expression
+        from ..expression.encoder import Expression
 
         probs = self.emotion_probs[row].astype(np.float64)
         return Expression(
@@ -159,7 +159,7 @@ class SequenceResult:
 def load_result(path: str | os.PathLike[str]) -> SequenceResult:
     """A result written by `save_result` (or the command line's `--out`). Raises `SequenceError`
     naming the file when it is missing or not such a file."""
-    from .errors import SequenceError
+    from ..errors import SequenceError
 
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -203,8 +203,8 @@ class SequencePipeline:
 
     def __init__(self, *, face: int = 0, perception: Any = None, encoder: Any = None,
                  batch: int = ENCODER_BATCH) -> None:
-        from .encoder import ExpressionEncoder
-        from .perception import Perception
+        from ..expression.encoder import ExpressionEncoder
+        from ..perception.pipeline import Perception
 
         if face < 0:
             raise ValueError(f"face index {face} is not valid: 0 is the largest face.")
@@ -271,7 +271,7 @@ class SequenceJob:
 
     def __init__(self, pipeline: SequencePipeline, source: FrameSource,
                  cache_dir: str | os.PathLike[str] | None, cached: SequenceResult | None = None) -> None:
-        from .perception import Tracker
+        from ..perception.pipeline import Tracker
 
         self.pipeline, self.source, self.cache_dir = pipeline, source, cache_dir
         self.total = source.total
@@ -387,7 +387,7 @@ class SequenceJob:
         self._flush()
         if not self._chunks:
             # Every selected frame lay past the end of the video.
-            from .errors import SequenceError
+            from ..errors import SequenceError
 
             raise SequenceError(self.source.path, "has no frames in the selected range.", kind="Video")
         joined: dict[str, Any] = {name: np.concatenate([c[name] for c in self._chunks]) for name in self._chunks[0]}

@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FileProblem
+from ..errors import FileProblem
+from ..perception.runtime import create_session, providers_in_use
 from .features import FEATURE_VERSION, encoder_features
-from .runtime import create_session, providers_in_use
 
-MODEL_FILE = Path(__file__).resolve().parent / "models" / "encoder.onnx"
+MODEL_FILE = Path(__file__).resolve().parent.parent / "models" / "encoder.onnx"
 
 
 class EncoderFileError(FileProblem):
