@@ -83,7 +83,8 @@ def retargeter(source_file: str, flame_path: str, embedding_path: str) -> Any:
     """A Retargeter from the encoder's face model to the FLAME model at `flame_path`."""
     from ..inference.head.default_head import HEAD_FILE
     from ..inference.head.face_model import load_face_model
-    from ..inference.retarget.solver import Correspondence, Retargeter
+    from ..inference.retarget.correspondence import Correspondence
+    from ..inference.retarget.solver import Retargeter
 
     source_path = HEAD_FILE.with_name(source_file)
 

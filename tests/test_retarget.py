@@ -23,19 +23,14 @@ from inference.head.default_head import landmarks, load_default_head
 from inference.head.face_model import FaceModel, load_face_model
 from inference.head.forward import forward
 from inference.perception.blendshapes import ARKIT_NAMES
-from inference.retarget.solver import (
+from inference.retarget.arkit import arkit_key, arkit_key_values, match_arkit_names, match_arkit_report
+from inference.retarget.correspondence import (
     Correspondence,
-    PointModel,
-    Retargeter,
     SurfacePoints,
-    arkit_key,
-    arkit_key_values,
-    cholesky_solve,
     load_mediapipe_embedding,
-    match_arkit_names,
-    match_arkit_report,
     open_head_landmarks,
 )
+from inference.retarget.solver import PointModel, Retargeter, cholesky_solve
 
 K = 20  # expression components of the re-parameterised pair
 

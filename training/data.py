@@ -18,7 +18,8 @@ import numpy as np
 from inference.expression.features import FEATURE_VERSION
 from inference.head.default_head import HEAD_FILE, arkit_mapping
 from inference.head.face_model import file_sha256, load_face_model
-from inference.retarget.solver import Correspondence, Retargeter
+from inference.retarget.correspondence import Correspondence
+from inference.retarget.solver import Retargeter
 
 from .config import ConfigError, DataConfig
 from .io import write_with

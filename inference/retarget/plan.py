@@ -128,7 +128,7 @@ def plan(expression: Expression, face_model: dict, target: Target, parts: Iterab
     source parameters to a FLAME target's ({key name: expression value}, pose (5, 3), eyelids) and is needed only
     for the FLAME route: the caller builds it from the files the artist set. Raises
     ReconstructError when nothing of the target can be driven."""
-    from .solver import match_arkit_names
+    from .arkit import match_arkit_names
 
     chosen = set(parts) & set(PARTS)
     if not chosen:
