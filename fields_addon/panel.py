@@ -10,7 +10,7 @@ import bpy
 
 from ..inference.retarget.plan import INTENSITY_PROPERTY
 from . import preferences, settings
-from .reconstruct import resolve_target
+from .common import resolve_target
 
 
 class FieldsSidebar(bpy.types.Panel):

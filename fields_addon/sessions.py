@@ -4,7 +4,8 @@ Creating the ONNX Runtime sessions costs far more than running them, so Percepti
 encoder are created on the first Reconstruct and reused. A cache entry is keyed by the file and
 its size and modification time, so a replaced file is loaded (and checksum-verified) again;
 failures are not cached, so fixing a file and pressing Reconstruct again works. Heavy imports
-happen on first use, never at enable time. Must not import from operators or panels.
+happen on first use, never at enable time. Takes file paths, never a Blender context; must not
+import from operators or panels.
 """
 
 from __future__ import annotations
@@ -93,6 +94,34 @@ def retargeter(source_file: str, flame_path: str, embedding_path: str) -> Any:
         return target, Retargeter(source, target, Correspondence.open_head_to_flame(embedding_path, target))
 
     return _cached(f"retarget:{flame_path}", _stamp(source_path, flame_path, embedding_path), make)
+
+
+def flame_retargeting(source_file: str, target_name: str, target_sha256: str, flame_path: str,
+                      embedding_path: str) -> Any:
+    """The FLAME route's `retarget` callable for `reconstruct.plan` (source parameters -> ({key:
+    expression value}, pose, eyelids)). The files are checked and the solver built only when it is
+    called: only a FLAME head of another face model needs them. Raises ReconstructError naming
+    what to set when the FLAME file is not the one the head was built from, or no embedding is set."""
+    from ..inference.errors import FieldsError
+    from ..inference.head.face_model import file_sha256
+    from ..inference.retarget.plan import ReconstructError
+
+    def solve(params: Any) -> Any:
+        if not flame_path or not os.path.isfile(flame_path) or file_sha256(flame_path) != target_sha256:
+            raise ReconstructError(f"'{target_name}' is a FLAME head: set the FLAME file it was built from "
+                                   "in the add-on's preferences to retarget onto it.")
+        if not embedding_path:
+            raise ReconstructError(f"'{target_name}' is a FLAME head: set FLAME's MediaPipe landmark "
+                                   "embedding (mediapipe_landmark_embedding.npz) in the add-on's "
+                                   "preferences to retarget onto it.")
+        try:
+            model, solver = retargeter(source_file, flame_path, embedding_path)
+        except ValueError as error:
+            raise FieldsError(f"Cannot retarget onto '{target_name}': {error}.") from None
+        solved = solver.retarget(params.expression, params.pose, params.eyelids)
+        return dict(zip(model.expression_names, solved.expression, strict=True)), solved.pose, solved.eyelids
+
+    return solve
 
 
 def clear() -> None:

@@ -21,8 +21,6 @@ import sys
 import time
 from typing import Any
 
-import numpy as np
-
 from .errors import FieldsError
 
 
@@ -68,8 +66,7 @@ def photo_main(args: argparse.Namespace) -> dict[str, Any]:
         encoder = ExpressionEncoder()
         payload["model"] = encoder.describe()
         for face, entry in zip(result.faces, payload["faces"], strict=True):
-            scores = np.array(list(face.blendshapes.values()))
-            entry.update(encoder.predict_face(face.landmarks_px, scores, result.width, result.height).to_json())
+            entry.update(encoder.predict_face(face).to_json())
     return payload
 
 

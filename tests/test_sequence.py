@@ -102,8 +102,7 @@ def test_video_pipeline_tracks_every_frame(pipeline: SequencePipeline, video: Pa
     # A frame reads as photo mode reads the same pixels (tracking crops differ slightly from detection).
     frame = next(iter(VideoSource(video, start=0, end=0))).image
     photo = pipeline.perception.run(frame).faces[0]
-    scores = np.array(list(photo.blendshapes.values()))
-    expected = pipeline.encoder.predict_face(photo.landmarks_px, scores, 640, 480)
+    expected = pipeline.encoder.predict_face(photo)
     got = result.expression_at(0)
     assert got.emotion == expected.emotion and abs(got.intensity - expected.intensity) < 1e-4
     assert max(abs(got.expression[n] - expected.expression[n]) for n in expected.expression) < 1e-4

@@ -66,8 +66,7 @@ def test_tiny_run_writes_a_working_encoder(trained: Path) -> None:
 
     result = Perception().run(ASTRONAUT)
     face = result.faces[0]
-    prediction = encoder.predict_face(face.landmarks_px, np.array(list(face.blendshapes.values())),
-                                      result.width, result.height)
+    prediction = encoder.predict_face(face)
     assert set(prediction.expression) == set(metadata["face_model"]["expression_names"])
     assert 0 <= prediction.intensity <= 1 and 0 <= prediction.eyelids.min() and prediction.eyelids.max() <= 1
     assert abs(sum(prediction.emotion_probs.values()) - 1) < 1e-5

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from inference.errors import FieldsError
-from inference.expression.features import FEATURE_VERSION, encoder_features
+from inference.expression.features import FEATURE_VERSION, encoder_input
 from inference.perception.image import ImageError
 
 from .io import write_with
@@ -72,9 +72,7 @@ class FeatureCache:
         result = self._perception.run(image)
         if not result.faces:
             return None
-        face = result.faces[0]
-        scores = np.array(list(face.blendshapes.values()))
-        return encoder_features(face.landmarks_px, scores, result.width, result.height)
+        return encoder_input(result.faces[0])
 
     def features(self, image: Path | np.ndarray, key: str | None = None) -> np.ndarray | None:
         if key is None:

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from inference.expression.features import encoder_features
+from inference.expression.features import encoder_input
 from inference.perception.blendshapes import MEDIAPIPE_NAMES
 from inference.perception.image import load_image
 
@@ -56,9 +56,8 @@ def real_photo_metrics(encoder: Encoder, expression_names: tuple[str, ...], copi
         if not result.faces:
             continue
         face = result.faces[0]
-        scores = np.array(list(face.blendshapes.values()))
-        features = encoder_features(face.landmarks_px, scores, result.width, result.height)
-        pred = encoder.named(torch.as_tensor(features)[None])
+        scores = face.scores
+        pred = encoder.named(torch.as_tensor(encoder_input(face))[None])
         expression = pred["expression"][0].numpy()
         if shared:  # a FLAME head's exp_NNN components have no MediaPipe counterpart
             correlations.append(_spearman(expression[expression_index], scores[score_index]))

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import FileProblem
 from ..perception.runtime import create_session, providers_in_use
-from .features import FEATURE_VERSION, encoder_features
+from .features import FEATURE_VERSION, encoder_input
+
+if TYPE_CHECKING:
+    from ..perception.pipeline import Face
 
 MODEL_FILE = Path(__file__).resolve().parent.parent / "models" / "encoder.onnx"
 
@@ -41,7 +44,6 @@ class Expression:
     emotion: str
     emotion_probs: dict[str, float]
     intensity: float  # 0..1
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -110,8 +112,9 @@ class ExpressionEncoder:
             for i in range(len(batch))
         ]
 
-    def predict_face(self, landmarks_px: np.ndarray, blendshapes: np.ndarray, width: int, height: int) -> Expression:
-        return self.predict(encoder_features(landmarks_px, blendshapes, width, height))[0]
+    def predict_face(self, face: Face) -> Expression:
+        """One perceived face's prediction."""
+        return self.predict(encoder_input(face))[0]
 
     def describe(self) -> dict[str, Any]:
         return {"name": "FIELDS encoder", "sha256": self.metadata["onnx_sha256"],

@@ -4,7 +4,7 @@
 `pipeline.start(source, cache_dir=...)` returns a `SequenceJob` that the caller advances with
 `job.step(budget_s)` (a Blender timer tick, or a worker thread) until it reports done, and may
 `cancel()`; `pipeline.run(...)` does it all at once. Each frame goes through `Tracker` (video
-mode), `encoder_features`, and the encoder in batches. The raw result (gaps as NaN, nothing
+mode), `encoder_input`, and the encoder in batches. The raw result (gaps as NaN, nothing
 smoothed) is cached in an `.npz` keyed by the source's identity and the encoder's sha256, so
 re-applying with other gap or smoothing settings, or onto another head, reads the cache and runs
 no network; `SequenceResult.processed(...)` applies those settings. Must not import bpy and must
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CacheError
-from ..expression.features import FEATURE_VERSION, encoder_features
+from ..expression.features import FEATURE_VERSION, encoder_input
 from .frames import FrameSource
 from .smoothing import OneEuroSettings, fill_gaps, one_euro
 
@@ -358,9 +358,7 @@ class SequenceJob:
             self._found.append(present)
             self._unreadable.append(False)
             if present:
-                face = perceived.faces[face_index]
-                scores = np.fromiter(face.blendshapes.values(), dtype=np.float64, count=len(face.blendshapes))
-                self._features.append(encoder_features(face.landmarks_px, scores, perceived.width, perceived.height))
+                self._features.append(encoder_input(perceived.faces[face_index]))
         if len(self._numbers) >= self.pipeline.batch:
             self._flush()
 
