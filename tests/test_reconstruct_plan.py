@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from inference.expression.encoder import Expression
+from inference.expression.encoder import Expression, FaceModelContract
 from inference.head.forward import rodrigues
 from inference.head.rig import BONE_AXES, flame_pose_to_bone_quaternions
 from inference.retarget.plan import (
@@ -54,7 +54,7 @@ def _expression(names: list[str]) -> Expression:
                       emotion_probs={"happiness": 1.0}, intensity=0.5)
 
 
-MODEL = {"name": "m", "sha256": "abc", "file": "m.npz", "expression_names": ["a", "b"]}
+MODEL = FaceModelContract(name="m", file="m.npz", sha256="abc", expression_names=("a", "b"))
 
 
 def test_routes() -> None:

@@ -68,7 +68,7 @@ def test_equals_the_photo_plan_on_the_open_head() -> None:
     encoder = ExpressionEncoder()
     names = list(encoder.expression_names)
     res = result(t=3, names=tuple(names))
-    target = Target("head", tuple(names), ("jaw", "eye.L", "eye.R"), face_model=encoder.face_model["name"])
+    target = Target("head", tuple(names), ("jaw", "eye.L", "eye.R"), face_model=encoder.face_model.name)
     planner = lambda e: plan(e, encoder.face_model, target, {"expression", "jaw", "gaze"})  # noqa: E731
     channels = sequence_channels(res, planner)
     photo = planner(res.expression_at(2))

@@ -30,9 +30,8 @@ import numpy as np
 
 from inference.errors import FieldsError
 from inference.expression.features import FEATURE_VERSION, encoder_input
+from inference.files import write_with
 from inference.perception.image import ImageError
-
-from .io import write_with
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm"}

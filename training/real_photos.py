@@ -16,11 +16,12 @@ import cv2
 import numpy as np
 import torch
 
+from inference.expression.emotions import EMOTIONS
 from inference.expression.features import encoder_input
 from inference.perception.blendshapes import MEDIAPIPE_NAMES
 from inference.perception.image import load_image
 
-from .model import EMOTIONS, Encoder
+from .model import Encoder
 
 SAMPLE = Path(__file__).resolve().parent.parent / "inference" / "samples" / "astronaut.jpg"
 

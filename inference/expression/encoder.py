@@ -33,6 +33,22 @@ class EncoderFileError(FileProblem):
         super().__init__(path, problem, kind="Encoder model")
 
 
+@dataclass(frozen=True)
+class FaceModelContract:
+    """The face model an encoder was trained for, as its metadata states it: what a plan needs to
+    tell whether a target is that model (name, sha256) and to read the prediction (names)."""
+
+    name: str
+    file: str  # the file's name, looked up beside the shipped models
+    sha256: str
+    expression_names: tuple[str, ...]
+
+    @classmethod
+    def from_metadata(cls, entry: dict[str, Any]) -> FaceModelContract:
+        return cls(str(entry["name"]), str(entry["file"]), str(entry["sha256"]),
+                   tuple(str(n) for n in entry["expression_names"]))
+
+
 @dataclass
 class Expression:
     """One face's prediction, in the face model's own parameters."""
@@ -68,7 +84,8 @@ class ExpressionEncoder:
             self.metadata = json.loads(metadata_path.read_text())
             expected = self.metadata["onnx_sha256"]
             names = [output["name"] for output in self.metadata["outputs"]]
-            self.expression_names = list(self.metadata["face_model"]["expression_names"])
+            self.face_model = FaceModelContract.from_metadata(self.metadata["face_model"])
+            self.expression_names = list(self.face_model.expression_names)
             self.emotions = list(self.metadata["emotions"])
         except (ValueError, KeyError, TypeError) as exc:
             raise EncoderFileError(metadata_path, f"is not FIELDS encoder metadata ({exc})") from None
@@ -79,7 +96,6 @@ class ExpressionEncoder:
             raise EncoderFileError(path, "does not match the checksum in its metadata (damaged or replaced)")
         self.session = create_session(data, intra_op_threads=threads)
         self.output_names = names
-        self.face_model = self.metadata["face_model"]
 
     @property
     def providers(self) -> list[str]:
@@ -118,4 +134,5 @@ class ExpressionEncoder:
 
     def describe(self) -> dict[str, Any]:
         return {"name": "FIELDS encoder", "sha256": self.metadata["onnx_sha256"],
-                "face_model": {k: self.face_model[k] for k in ("name", "file", "sha256")}}
+                "face_model": {"name": self.face_model.name, "file": self.face_model.file,
+                               "sha256": self.face_model.sha256}}

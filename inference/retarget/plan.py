@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import FieldsError
-from ..expression.encoder import Expression
+from ..expression.encoder import Expression, FaceModelContract
 from ..head.default_head import ARKIT_TO_PARAMS, EYE_L, EYE_R, JAW, ArkitMapping, HeadParams
 from ..head.rig import BONE_AXES
 
@@ -54,7 +54,6 @@ class Plan:
     route: str  # "direct", "flame" or "arkit"
     weights: dict[str, float]  # shape-key name -> weight
     rotations: dict[str, np.ndarray] = field(default_factory=dict)  # bone -> (3,) axis-angle, bone-local
-    notes: list[str] = field(default_factory=list)
 
 
 def weight_property(name: str) -> str:
@@ -120,7 +119,7 @@ def arkit_part(unit: str) -> str:
     return "eyelids" if kind[0] == "eyelid" else "expression"
 
 
-def plan(expression: Expression, face_model: dict, target: Target, parts: Iterable[str], *,
+def plan(expression: Expression, face_model: FaceModelContract, target: Target, parts: Iterable[str], *,
          arkit: Callable[[], ArkitMapping] | None = None,
          retarget: Callable[[HeadParams], tuple[dict[str, float], np.ndarray, np.ndarray]] | None = None) -> Plan:
     """The plan for `target`. `face_model` is the encoder's (`ExpressionEncoder.face_model`).
@@ -133,11 +132,11 @@ def plan(expression: Expression, face_model: dict, target: Target, parts: Iterab
     chosen = set(parts) & set(PARTS)
     if not chosen:
         raise ReconstructError("Nothing to apply: tick at least one of Expression, Jaw, Eyelids or Gaze.")
-    names = list(face_model["expression_names"])
+    names = list(face_model.expression_names)
     params = source_parameters(expression, names)
     keys = set(target.shape_keys)
-    same_model = (target.face_model == face_model["name"]
-                  and (not target.face_model_sha256 or target.face_model_sha256 == face_model["sha256"]))
+    same_model = (target.face_model == face_model.name
+                  and (not target.face_model_sha256 or target.face_model_sha256 == face_model.sha256))
     if same_model and set(names) <= keys:
         return Plan("direct", _flame_weights(chosen, names, params.expression, params.eyelids, target),
                     _bones_plan(chosen, params.pose, target))

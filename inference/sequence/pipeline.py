@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable
@@ -29,6 +28,7 @@ import numpy as np
 
 from ..errors import CacheError
 from ..expression.features import FEATURE_VERSION, encoder_input
+from ..files import write_with
 from .frames import FrameSource
 from .smoothing import OneEuroSettings, fill_gaps, one_euro
 
@@ -177,20 +177,16 @@ def save_result(result: SequenceResult, path: str | os.PathLike[str]) -> Path:
 
 
 def write_npz(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> Path:
-    """Write an .npz atomically: a temporary file in the same folder, then a rename, so a reader
-    (or a crash half-way) never sees a half-written file."""
+    """Write an .npz atomically (`files.write_with`), so a reader (or a crash half-way) never sees a
+    half-written file; raises `CacheError` naming it when it cannot be written."""
     path = Path(path)
+
+    def save(temporary: Path) -> None:
+        with temporary.open("wb") as stream:
+            np.savez(stream, **arrays)  # type: ignore[arg-type]
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                np.savez(stream, **arrays)  # type: ignore[arg-type]
-            os.chmod(temporary, 0o644)  # mkstemp makes it private; a cache is shared like any output
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_with(path, save)
     except OSError as error:
         raise CacheError(path, f"cannot be written ({error.strerror or error}).") from error
     return path
