@@ -98,7 +98,8 @@ def test_bad_face_model_leaves_nothing(tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = subprocess.run([sys.executable, "-m", "training", "train", f"face_model={bad}", f"out={out}", *TINY],
                             cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 2 and str(bad) in result.stderr and result.stderr.count("\n") == 1
+    # A file that cannot be used is a failure (1), not a usage error (2), in both CLIs (issue 10).
+    assert result.returncode == 1 and str(bad) in result.stderr and result.stderr.count("\n") == 1
     assert not (out / "encoder.onnx").exists() and not (out / "encoder.pt").exists()
 
 

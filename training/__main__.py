@@ -1,8 +1,8 @@
 """Command line: `python -m training train [--config FILE] [key=value ...]` writes the checkpoint,
 ONNX, metadata and resolved config to the config's `out` folder; `python -m training evaluate
 DIR` prints the held-out metrics of a trained encoder. Errors are one line naming what is wrong;
-the exit status is 0 on success, 2 on a usage error (arguments, config, or the face model it names)
-and 1 on any other failure, as `python -m inference`'s."""
+the exit status is 0 on success, 2 on a usage error (arguments or config) and 1 on any other
+failure (an unusable face-model file among them), as `python -m inference`'s."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from inference.errors import FaceModelError, FieldsError
+from inference.errors import FieldsError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             from .train import evaluate_folder
 
             metrics = evaluate_folder(args.weights)
-    except (ConfigError, FaceModelError) as error:  # what the command line or config named is unusable
+    except ConfigError as error:  # the command line or config itself is wrong
         print(f"error: {error}", file=sys.stderr)
         return 2
     except FieldsError as error:
