@@ -14,10 +14,17 @@ from typing import TYPE_CHECKING, Any, cast
 import bpy
 import numpy as np
 
-from ..inference.default_head import HEAD_FILE
 from ..inference.errors import FieldsError
-from ..inference.face_model import JOINT_NAMES, N_POSE_FEATURES, FaceModel, face_uvs, file_sha256, load_face_model
-from ..inference.rig import (
+from ..inference.head.default_head import HEAD_FILE
+from ..inference.head.face_model import (
+    JOINT_NAMES,
+    N_POSE_FEATURES,
+    FaceModel,
+    face_uvs,
+    file_sha256,
+    load_face_model,
+)
+from ..inference.head.rig import (
     FLAME_TO_BLENDER,
     bone_specs,
     joint_offset_basis,

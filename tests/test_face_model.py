@@ -13,7 +13,7 @@ import pytest
 from flame_fixtures import chumpy_state, flame_pickle_bytes, write_flame_npz, write_flame_pickle
 
 from inference.errors import FaceModelError
-from inference.face_model import PARENTS, load_face_model
+from inference.head.face_model import PARENTS, load_face_model
 
 
 def test_chumpy_is_not_installed() -> None:
@@ -187,7 +187,7 @@ def test_bad_uvs_and_parts_name_the_file(tmp_path: Path, flame_arrays: dict, ext
 
 
 def test_uvs_and_parts_load(tmp_path: Path, flame_arrays: dict) -> None:
-    from inference.face_model import face_uvs
+    from inference.head.face_model import face_uvs
 
     faces = np.asarray(flame_arrays["f"])
     vt = np.random.default_rng(0).uniform(size=(faces.max() + 1, 2))

@@ -27,7 +27,7 @@ ICT_HEAD = ROOT / "inference" / "models" / "ict_head.npz"
 
 
 def naive_build(bpy, model) -> None:  # type: ignore[no-untyped-def]
-    from inference.rig import FLAME_TO_BLENDER
+    from inference.head.rig import FLAME_TO_BLENDER
 
     verts = model.v_template @ FLAME_TO_BLENDER.T
     mesh = bpy.data.meshes.new("naive")
@@ -52,8 +52,8 @@ def main() -> int:
     use_throwaway_user_folder("fields-bench-")  # not the user's Blender
     import bpy
 
-    from inference.default_head import HEAD_FILE
-    from inference.face_model import load_face_model
+    from inference.head.default_head import HEAD_FILE
+    from inference.head.face_model import load_face_model
 
     model = load_face_model(path)
     enable_checkout(bpy)

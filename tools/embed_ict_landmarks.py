@@ -5,7 +5,7 @@
 view's 478 landmarks through the camera onto the mesh, combine the views robustly (median, then the
 mean of the hits within 3 mm of it) and snap the result to the surface as triangle + barycentric
 coordinates. Writes `inference/models/ict_head_mediapipe_embedding.npz` in the layout
-`inference.retarget.load_mediapipe_embedding` reads (`lmk_face_idx`, `lmk_b_coords`,
+`inference.retarget.correspondence.load_mediapipe_embedding` reads (`lmk_face_idx`, `lmk_b_coords`,
 `landmark_indices`). `measure`: render the posed head in the front view, detect its landmarks, and
 compare them with the embedding's points projected through the same camera, in pixels of the
 landmark network's 256 x 256 crop. A development tool; it imports bpy, which only fields_addon/
@@ -34,12 +34,12 @@ import bpy  # noqa: E402
 from mathutils import Vector  # noqa: E402
 from mathutils.bvhtree import BVHTree  # noqa: E402
 
-from inference.blendshapes import ARKIT_NAMES  # noqa: E402
-from inference.default_head import arkit_mapping  # noqa: E402
-from inference.face_model import FaceModel, load_face_model  # noqa: E402
-from inference.forward import forward, rodrigues  # noqa: E402
-from inference.perception import Perception  # noqa: E402
-from inference.rig import FLAME_TO_BLENDER, flame_pose_to_bone_quaternions  # noqa: E402
+from inference.head.default_head import arkit_mapping  # noqa: E402
+from inference.head.face_model import FaceModel, load_face_model  # noqa: E402
+from inference.head.forward import forward, rodrigues  # noqa: E402
+from inference.head.rig import FLAME_TO_BLENDER, flame_pose_to_bone_quaternions  # noqa: E402
+from inference.perception.blendshapes import ARKIT_NAMES  # noqa: E402
+from inference.perception.pipeline import Perception  # noqa: E402
 
 ICT_HEAD = ROOT / "inference" / "models" / "ict_head.npz"
 EMBEDDING = ROOT / "inference" / "models" / "ict_head_mediapipe_embedding.npz"

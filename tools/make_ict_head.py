@@ -33,10 +33,10 @@ from scipy.spatial import cKDTree
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from inference.blendshapes import ARKIT_NAMES  # noqa: E402
-from inference.default_head import ARKIT_TO_PARAMS, EYE_L, EYE_R, JAW  # noqa: E402
-from inference.face_model import JOINT_NAMES, N_POSE_FEATURES, FaceModel  # noqa: E402
-from inference.forward import rodrigues  # noqa: E402
+from inference.head.default_head import ARKIT_TO_PARAMS, EYE_L, EYE_R, JAW  # noqa: E402
+from inference.head.face_model import JOINT_NAMES, N_POSE_FEATURES, FaceModel  # noqa: E402
+from inference.head.forward import rodrigues  # noqa: E402
+from inference.perception.blendshapes import ARKIT_NAMES  # noqa: E402
 
 ARCHIVE = ROOT.parent / "shared" / "data" / "ict-facekit" / "ict-facekit-FaceXModel.tar.xz"
 OUTPUT = ROOT / "inference" / "models" / "ict_head.npz"

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from test_head import evaluated_flame_vertices
 
-from inference.blendshapes import ARKIT_NAMES
-from inference.default_head import arkit_mapping
-from inference.face_model import JOINT_NAMES, face_uvs, load_face_model
-from inference.forward import forward, rodrigues
-from inference.rig import flame_pose_to_bone_quaternions
+from inference.head.default_head import arkit_mapping
+from inference.head.face_model import JOINT_NAMES, face_uvs, load_face_model
+from inference.head.forward import forward, rodrigues
+from inference.head.rig import flame_pose_to_bone_quaternions
+from inference.perception.blendshapes import ARKIT_NAMES
 
 bpy = pytest.importorskip("bpy")
 
@@ -74,7 +74,7 @@ def test_ict_rig_matches_the_numpy_forward_model(blender, ict) -> None:
 
 
 def test_ict_landmark_embedding_is_well_formed(ict) -> None:
-    from inference.retarget import load_mediapipe_embedding
+    from inference.retarget.correspondence import load_mediapipe_embedding
 
     model, _ = ict
     embedding = load_mediapipe_embedding(EMBEDDING, model)  # raises on any malformed array
@@ -97,7 +97,7 @@ def test_ict_neutral_redetection_error(blender, ict, tmp_path: Path) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
     import embed_ict_landmarks as tool
 
-    from inference.perception import Perception
+    from inference.perception.pipeline import Perception
 
     head, camera, model = tool.setup_scene()
     with np.load(EMBEDDING) as stored:

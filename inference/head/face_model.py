@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import FaceModelError
 from . import safe_pickle
-from .errors import FaceModelError
 
 # FLAME's joints in order: parent of each, and the names the Blender rig gives their bones.
 JOINT_NAMES = ("root", "neck", "jaw", "eye.L", "eye.R")
