@@ -15,7 +15,7 @@ from typing import Any
 
 import bpy
 
-from ..inference.reconstruct import (
+from ..inference.retarget.plan import (
     INTENSITY_PROPERTY,
     KEY_EXPRESSION,
     PREDICTED_INTENSITY_PROPERTY,
@@ -165,43 +165,23 @@ def _ensure_channelbag(obj: Any) -> Any:
 
 def _write_keys(fcurve: Any, keys: Any, first: float, last: float) -> None:
     """Replace `fcurve`'s keys between `first` and `last` (inclusive) by `keys` (an
-    `inference.keyframes.FCurveKeys`); keys outside stay with their interpolation and handles.
-    One clear, one add, a few foreach_set and one update, whatever the count."""
+    `inference.sequence.keyframes.FCurveKeys`); keys outside stay with their interpolation and
+    handles (`keyframes.merge_keys`). One clear, one add, a few foreach_set and one update."""
     import numpy as np
+
+    from ..inference.sequence.keyframes import KEY_ATTRIBUTES, merge_keys
 
     points = fcurve.keyframe_points
     n = len(points)
-    co, ipo, handles = keys.co, keys.interpolation, keys.handles
-    left = right = co  # new keys' handles: recomputed by update() (AUTO_CLAMPED)
-    left_types = right_types = handles
+    old = {name: np.empty(n * width, dtype=dtype) for name, width, dtype in KEY_ATTRIBUTES}
     if n:
-        old = {name: np.empty(n * width, dtype=dtype) for name, width, dtype in (
-            ("co", 2, np.float32), ("interpolation", 1, np.int32), ("handle_left_type", 1, np.int32),
-            ("handle_right_type", 1, np.int32), ("handle_left", 2, np.float32), ("handle_right", 2, np.float32))}
         for name, array in old.items():
             points.foreach_get(name, array)
-        frames = old["co"][0::2]
-        keep = (frames < first - 1e-3) | (frames > last + 1e-3)
-        keep2 = np.repeat(keep, 2)
-        co = np.concatenate([old["co"][keep2], co])
-        ipo = np.concatenate([old["interpolation"][keep], ipo])
-        left_types = np.concatenate([old["handle_left_type"][keep], handles])
-        right_types = np.concatenate([old["handle_right_type"][keep], handles])
-        left = np.concatenate([old["handle_left"][keep2], left])
-        right = np.concatenate([old["handle_right"][keep2], right])
-        order = np.argsort(co[0::2], kind="stable")
-        order2 = np.stack([2 * order, 2 * order + 1], axis=1).ravel()
-        co, left, right = co[order2], left[order2], right[order2]
-        ipo, left_types, right_types = ipo[order], left_types[order], right_types[order]
         points.clear()
-    count = len(ipo)
-    points.add(count)
-    points.foreach_set("co", co)
-    points.foreach_set("interpolation", ipo)
-    points.foreach_set("handle_left_type", left_types)
-    points.foreach_set("handle_right_type", right_types)
-    points.foreach_set("handle_left", left)
-    points.foreach_set("handle_right", right)
+    merged = merge_keys(old, keys, first, last)
+    points.add(len(merged["interpolation"]))
+    for name, _, _ in KEY_ATTRIBUTES:
+        points.foreach_set(name, merged[name])
     fcurve.update()
 
 

@@ -14,10 +14,17 @@ from typing import TYPE_CHECKING, Any, cast
 import bpy
 import numpy as np
 
-from ..inference.default_head import HEAD_FILE
 from ..inference.errors import FieldsError
-from ..inference.face_model import JOINT_NAMES, N_POSE_FEATURES, FaceModel, file_sha256, load_face_model
-from ..inference.rig import (
+from ..inference.head.default_head import HEAD_FILE
+from ..inference.head.face_model import (
+    JOINT_NAMES,
+    N_POSE_FEATURES,
+    FaceModel,
+    face_uvs,
+    file_sha256,
+    load_face_model,
+)
+from ..inference.head.rig import (
     FLAME_TO_BLENDER,
     bone_specs,
     joint_offset_basis,
@@ -59,7 +66,29 @@ def _build_mesh(model: FaceModel, name: str) -> bpy.types.Mesh:
     mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
     mesh.update(calc_edges=True)
     mesh.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
+    uvs = face_uvs(model)
+    if uvs is not None:
+        mesh.uv_layers.new(name="UVMap").data.foreach_set("uv", uvs.astype(np.float32).ravel())
+    if "face_parts" in model.extras:
+        for name in model.extras["part_names"]:
+            mesh.materials.append(bpy.data.materials.new(str(name)))
+        mesh.polygons.foreach_set("material_index", model.extras["face_parts"].astype(np.int32))
     return mesh
+
+
+def _add_part_groups(obj: bpy.types.Object, model: FaceModel) -> None:
+    """One vertex group per part (skin, eyes, teeth...), so an artist can select or mask each."""
+    if "face_parts" not in model.extras:
+        return
+    parts = model.extras["face_parts"]
+    for index, name in enumerate(model.extras["part_names"]):
+        vertices = np.unique(model.faces[parts == index])
+        obj.vertex_groups.new(name=str(name)).add(vertices.tolist(), 1.0, "REPLACE")
+
+
+def _pose_features_used(model: FaceModel) -> list[int]:
+    """Pose-corrective features with a non-zero shape: a key and driver for an all-zero one is waste."""
+    return [m for m in range(N_POSE_FEATURES) if np.any(model.posedirs[:, :, m])]
 
 
 def _add_shape_keys(obj: bpy.types.Object, model: FaceModel, identity_keys: bool) -> None:
@@ -71,7 +100,7 @@ def _add_shape_keys(obj: bpy.types.Object, model: FaceModel, identity_keys: bool
     keys += [(n, model.exprdirs[:, :, i], -SLIDER_RANGE, SLIDER_RANGE) for i, n in enumerate(model.expression_names)]
     if model.eyelids is not None:
         keys += [(name, model.eyelids[side], 0.0, 1.0) for side, name in enumerate(model.eyelid_names)]
-    keys += [(pose_key_name(m), model.posedirs[:, :, m], -2.0, 2.0) for m in range(N_POSE_FEATURES)]
+    keys += [(pose_key_name(m), model.posedirs[:, :, m], -2.0, 2.0) for m in _pose_features_used(model)]
     for key_name, delta, low, high in keys:
         block = obj.shape_key_add(name=key_name, from_mix=False)
         block.points.foreach_set("co", _to_blender(basis + delta).ravel())
@@ -126,13 +155,11 @@ def _skin(obj: bpy.types.Object, rig: bpy.types.Object, model: FaceModel) -> Non
 def _add_drivers(obj: bpy.types.Object, rig: bpy.types.Object, model: FaceModel, identity_keys: bool) -> None:
     key = obj.data.shape_keys
     # Pose correctives: each pose_NN key is an entry of (R - I) of its joint.
-    for j, joint in enumerate(JOINT_NAMES[1:]):
-        for row in range(3):
-            for col in range(3):
-                block = key.key_blocks[pose_key_name(9 * j + 3 * row + col)]
-                driver = _driver(block, "value")
-                _add_variables(driver, _quaternion_targets(rig, joint))
-                driver.expression = pose_feature_expression(joint, row, col)
+    for feature in _pose_features_used(model):
+        joint, (row, col) = JOINT_NAMES[1 + feature // 9], divmod(feature % 9, 3)
+        driver = _driver(key.key_blocks[pose_key_name(feature)], "value")
+        _add_variables(driver, _quaternion_targets(rig, joint))
+        driver.expression = pose_feature_expression(joint, row, col)
 
     # Joint offsets: linear in the identity/expression key values, summed in chunks.
     names, coefficients = joint_offset_basis(model, identity_keys)
@@ -177,12 +204,16 @@ def build_head(context: bpy.types.Context, model: FaceModel, name: str = "FLAME 
         created += [rig, rig.data]
         _add_shape_keys(obj, model, identity_keys)
         _skin(obj, rig, model)
+        _add_part_groups(obj, model)
         _add_drivers(obj, rig, model, identity_keys)
     except Exception:
         # Objects first: removing an armature's data would take its object with it.
         for ident in sorted(created, key=lambda ident: not isinstance(ident, bpy.types.Object)):
             collection: Any = {bpy.types.Object: bpy.data.objects, bpy.types.Mesh: bpy.data.meshes,
                                bpy.types.Armature: bpy.data.armatures}[type(ident)]
+            if isinstance(ident, bpy.types.Mesh):
+                for material in [m for m in ident.materials if m is not None]:  # the part materials are ours too
+                    bpy.data.materials.remove(material)
             collection.remove(ident)
         raise
     # What the head was built from, so Reconstruct can tell whether the encoder's weights were

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import bpy
 
-from ..inference.reconstruct import INTENSITY_PROPERTY
+from ..inference.retarget.plan import INTENSITY_PROPERTY
 from . import preferences, settings
-from .reconstruct import resolve_target
+from .common import resolve_target
 
 
 class FieldsSidebar(bpy.types.Panel):

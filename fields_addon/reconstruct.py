@@ -17,42 +17,15 @@ import bpy
 import numpy as np
 
 from . import apply, preferences, sessions, settings
+from .common import FieldsTargetMixin, missing_runtime, planner, resolve_target, sentence
 
 if TYPE_CHECKING:
     from bpy._typing.rna_enums import OperatorReturnItems
 
 
-def resolve_target(context: bpy.types.Context) -> bpy.types.Object | None:
-    """The panel's target, else the active object when it is a mesh."""
-    chosen = settings.get(context).target
-    if chosen is not None:
-        return chosen  # type: ignore[no-any-return]
-    active = context.active_object
-    return active if active is not None and active.type == "MESH" else None
-
-
-def _sentence(message: str) -> str:
-    """Blender's report is one line; the errors' messages are sentences, some without the full stop."""
-    message = " ".join(message.split())
-    return message if message.endswith((".", "!", "?")) else message + "."
-
-
-class FieldsTargetMixin:
-    """Shared poll: object mode and a mesh target."""
-
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        if context.mode != "OBJECT":
-            return False
-        if resolve_target(context) is None:
-            cls.poll_message_set("Pick a target mesh in the panel, or make a mesh active")  # type: ignore[attr-defined]
-            return False
-        return True
-
-
 def _photo(context: bpy.types.Context) -> tuple[Any, str]:
     """(source for Perception, how to name it in messages)."""
-    from ..inference.reconstruct import ReconstructError
+    from ..inference.retarget.plan import ReconstructError
 
     options = settings.get(context)
     if options.source == "IMAGE":
@@ -84,9 +57,8 @@ class FIELDS_OT_reconstruct_photo(FieldsTargetMixin, bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
-        from ..inference.blendshapes import MEDIAPIPE_NAMES
         from ..inference.errors import FieldsError
-        from ..inference.reconstruct import choose_face, plan
+        from ..inference.retarget.plan import choose_face
 
         start = time.perf_counter()
         options = settings.get(context)
@@ -98,18 +70,13 @@ class FIELDS_OT_reconstruct_photo(FieldsTargetMixin, bpy.types.Operator):
             encoder = sessions.encoder(bpy.path.abspath(preferences.get(context).encoder_path))
             found = sessions.perception().run(source)
             face = found.faces[choose_face(len(found.faces), options.face, photo)]
-            expression = encoder.predict_face(
-                face.landmarks_px, np.array([face.blendshapes[n] for n in MEDIAPIPE_NAMES], dtype=np.float32),
-                found.width, found.height)
-            result = plan(expression, encoder.face_model, apply.read_target(target), parts,
-                          arkit=lambda: sessions.arkit_mapping(encoder.face_model["file"]),
-                          retarget=self._retargeter(context, encoder.face_model, target))
+            expression = encoder.predict_face(face)
+            result = planner(context, encoder, target, parts)(expression)
         except FieldsError as error:
-            self.report({"ERROR"}, _sentence(str(error)))
+            self.report({"ERROR"}, sentence(str(error)))
             return {"CANCELLED"}
         except ImportError as error:  # a runtime library missing from this Blender's Python
-            self.report({"ERROR"}, f"FIELDS cannot run: the Python module '{error.name}' is missing from "
-                                   "Blender; reinstall the add-on's zip for this platform.")
+            self.report({"ERROR"}, missing_runtime(error))
             return {"CANCELLED"}
         scene = context.scene
         keying = options.insert_keyframes or scene.tool_settings.use_keyframe_insert_auto
@@ -124,32 +91,6 @@ class FIELDS_OT_reconstruct_photo(FieldsTargetMixin, bpy.types.Operator):
         self.report({"INFO"}, f"{target.name}: {expression.emotion} "
                               f"({options.result_confidence:.0%}), intensity {expression.intensity:.2f}")
         return {"FINISHED"}
-
-    @staticmethod
-    def _retargeter(context: bpy.types.Context, face_model: dict, target: bpy.types.Object) -> Any:
-        """The FLAME route's solver, built on demand (only a FLAME head of another model needs it)."""
-        from ..inference.errors import FieldsError
-        from ..inference.face_model import file_sha256
-        from ..inference.reconstruct import ReconstructError
-
-        def solve(params: Any) -> Any:
-            prefs = preferences.get(context)
-            flame, embedding = bpy.path.abspath(prefs.flame_path), bpy.path.abspath(prefs.embedding_path)
-            if not flame or not os.path.isfile(flame) or file_sha256(flame) != target.get("fields_face_model_sha256"):
-                raise ReconstructError(f"'{target.name}' is a FLAME head: set the FLAME file it was built from "
-                                       "in the add-on's preferences to retarget onto it.")
-            if not prefs.embedding_path:
-                raise ReconstructError(f"'{target.name}' is a FLAME head: set FLAME's MediaPipe landmark "
-                                       "embedding (mediapipe_landmark_embedding.npz) in the add-on's "
-                                       "preferences to retarget onto it.")
-            try:
-                model, retargeter = sessions.retargeter(face_model["file"], flame, embedding)
-            except ValueError as error:
-                raise FieldsError(f"Cannot retarget onto '{target.name}': {error}.") from None
-            solved = retargeter.retarget(params.expression, params.pose, params.eyelids)
-            return dict(zip(model.expression_names, solved.expression, strict=True)), solved.pose, solved.eyelids
-
-        return solve
 
 
 class FIELDS_OT_key_intensity(FieldsTargetMixin, bpy.types.Operator):

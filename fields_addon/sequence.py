@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import bpy
 
 from . import apply, preferences, sessions, settings
-from .reconstruct import FIELDS_OT_reconstruct_photo, FieldsTargetMixin, _sentence, resolve_target
+from .common import FieldsTargetMixin, missing_runtime, planner, resolve_target, sentence
 
 if TYPE_CHECKING:
     from bpy._typing.rna_enums import OperatorReturnItems
@@ -44,7 +44,7 @@ def cache_dir() -> Path:
 
 def _sequence_path(options: Any) -> str:
     """The file or folder to read for the chosen source; raises ReconstructError when none is set."""
-    from ..inference.reconstruct import ReconstructError
+    from ..inference.retarget.plan import ReconstructError
 
     kind = options.seq_source
     if kind == "VIDEO":
@@ -74,10 +74,10 @@ class SequenceRun:
     `finish()` writes everything; `cancel()` drops the job."""
 
     def __init__(self, context: bpy.types.Context) -> None:
-        from ..inference.frames import IMAGE_SUFFIXES, FolderSource, open_source
-        from ..inference.reconstruct import PARTS
-        from ..inference.sequence_plan import neutral_expression
-        from ..inference.smoothing import OneEuroSettings
+        from ..inference.retarget.plan import PARTS
+        from ..inference.sequence.frames import IMAGE_SUFFIXES, FolderSource, open_source
+        from ..inference.sequence.plan import neutral_expression
+        from ..inference.sequence.smoothing import OneEuroSettings
 
         options = settings.get(context)
         target = resolve_target(context)
@@ -94,7 +94,7 @@ class SequenceRun:
         path = _sequence_path(options)
         last = options.seq_frame_last - 1 if options.seq_frame_last else None
         if last is not None and last < options.seq_frame_first - 1:
-            from ..inference.reconstruct import ReconstructError
+            from ..inference.retarget.plan import ReconstructError
 
             raise ReconstructError(f"The frame range {options.seq_frame_first}-{options.seq_frame_last} is "
                                    "empty: Last must be 0 (to the end) or at least First.")
@@ -114,14 +114,7 @@ class SequenceRun:
         self.job = self.pipeline.start(self.source, cache_dir=cache_dir())
 
     def _plan_for(self, context: bpy.types.Context, target: bpy.types.Object) -> Any:
-        from ..inference.reconstruct import plan
-
-        encoder = self.pipeline.encoder
-        described = apply.read_target(target)
-        arkit = lambda: sessions.arkit_mapping(encoder.face_model["file"])  # noqa: E731
-        retarget = FIELDS_OT_reconstruct_photo._retargeter(context, encoder.face_model, target)
-        return lambda expression: plan(expression, encoder.face_model, described, self.parts,
-                                       arkit=arkit, retarget=retarget)
+        return planner(context, self.pipeline.encoder, target, self.parts)
 
     def target(self) -> bpy.types.Object | None:
         """The target, found again by its session id (a name can be reused, a pointer can dangle)."""
@@ -131,7 +124,7 @@ class SequenceRun:
         return None
 
     def check_target(self) -> bpy.types.Object:
-        from ..inference.reconstruct import ReconstructError
+        from ..inference.retarget.plan import ReconstructError
 
         target = self.target()
         if target is None:
@@ -157,8 +150,8 @@ class SequenceRun:
 
     def finish(self, context: bpy.types.Context) -> list[tuple[str, str]]:
         """Plan and key every frame; returns the reports, (level, sentence)."""
-        from ..inference.keyframes import fcurve_keys, scene_frames
-        from ..inference.sequence_plan import sequence_channels
+        from ..inference.sequence.keyframes import fcurve_keys, scene_frames
+        from ..inference.sequence.plan import sequence_channels
 
         target = self.check_target()
         raw = self.job.result()
@@ -185,7 +178,7 @@ class SequenceRun:
         if unreadable:
             reports.append(("WARNING", f"{unreadable} frame{'s' if unreadable > 1 else ''} could not be decoded "
                                        f"and {'were' if unreadable > 1 else 'was'} skipped ({raw.problems[0]})"))
-        reports += [("WARNING", _sentence(w)) for w in raw.warnings]
+        reports += [("WARNING", sentence(w)) for w in raw.warnings]
         return reports
 
 
@@ -260,10 +253,9 @@ class FIELDS_OT_apply_sequence(FieldsTargetMixin, bpy.types.Operator):
         try:
             return SequenceRun(context)
         except FieldsError as error:
-            self.report({"ERROR"}, _sentence(str(error)))
+            self.report({"ERROR"}, sentence(str(error)))
         except ImportError as error:
-            self.report({"ERROR"}, f"FIELDS cannot run: the Python module '{error.name}' is missing from "
-                                   "Blender; reinstall the add-on's zip for this platform.")
+            self.report({"ERROR"}, missing_runtime(error))
         return None
 
     def _finish(self, context: bpy.types.Context, run: SequenceRun) -> set[OperatorReturnItems]:
@@ -272,14 +264,14 @@ class FIELDS_OT_apply_sequence(FieldsTargetMixin, bpy.types.Operator):
         try:
             reports = run.finish(context)
         except FieldsError as error:
-            self.report({"ERROR"}, _sentence(str(error)))
+            self.report({"ERROR"}, sentence(str(error)))
             return {"CANCELLED"}
         for level, message in reports:
             self.report({level}, message)  # type: ignore[arg-type]
         return {"FINISHED"}
 
     def _failed(self, error: Exception) -> set[OperatorReturnItems]:
-        self.report({"ERROR"}, _sentence(str(error)))
+        self.report({"ERROR"}, sentence(str(error)))
         return {"CANCELLED"}
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:

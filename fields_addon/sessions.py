@@ -4,7 +4,8 @@ Creating the ONNX Runtime sessions costs far more than running them, so Percepti
 encoder are created on the first Reconstruct and reused. A cache entry is keyed by the file and
 its size and modification time, so a replaced file is loaded (and checksum-verified) again;
 failures are not cached, so fixing a file and pressing Reconstruct again works. Heavy imports
-happen on first use, never at enable time. Must not import from operators or panels.
+happen on first use, never at enable time. Takes file paths, never a Blender context; must not
+import from operators or panels.
 """
 
 from __future__ import annotations
@@ -36,11 +37,11 @@ def _cached(name: str, stamp: tuple, make: Any) -> Any:
 
 
 def perception() -> Any:
-    from ..inference.blendshapes import MODEL_FILE as BLENDSHAPES
-    from ..inference.detector import MODEL_FILE as DETECTOR
     from ..inference.errors import FileProblem
-    from ..inference.landmarks import MODEL_FILE as LANDMARKS
-    from ..inference.perception import Perception
+    from ..inference.perception.blendshapes import MODEL_FILE as BLENDSHAPES
+    from ..inference.perception.detector import MODEL_FILE as DETECTOR
+    from ..inference.perception.landmarks import MODEL_FILE as LANDMARKS
+    from ..inference.perception.pipeline import Perception
 
     def make() -> Any:
         for path in (DETECTOR, LANDMARKS, BLENDSHAPES):
@@ -55,7 +56,7 @@ def encoder(path: str = "") -> Any:
     """The encoder at `path` (empty: the shipped one); raises EncoderFileError naming the file."""
     from pathlib import Path
 
-    from ..inference.encoder import MODEL_FILE, ExpressionEncoder
+    from ..inference.expression.encoder import MODEL_FILE, ExpressionEncoder
 
     onnx = Path(path) if path else MODEL_FILE
     return _cached("encoder", _stamp(onnx, onnx.with_suffix(".json")), lambda: ExpressionEncoder(onnx))
@@ -64,7 +65,7 @@ def encoder(path: str = "") -> Any:
 def sequence_pipeline(face: int, encoder_path: str = "") -> Any:
     """A SequencePipeline following face `face` (0 the largest) with the encoder at `encoder_path`;
     its own Perception, since tracking keeps per-run state and wants `face + 1` faces."""
-    from ..inference.sequence import SequencePipeline
+    from ..inference.sequence.pipeline import SequencePipeline
 
     model = encoder(encoder_path)
     return _cached(f"sequence:{face}", (id(model),), lambda: SequencePipeline(face=face, encoder=model))
@@ -72,8 +73,8 @@ def sequence_pipeline(face: int, encoder_path: str = "") -> Any:
 
 def arkit_mapping(face_model_file: str) -> Any:
     """The ARKit table of the encoder's face model (the open head ships one)."""
-    from ..inference.default_head import HEAD_FILE, arkit_mapping
-    from ..inference.face_model import load_face_model
+    from ..inference.head.default_head import HEAD_FILE, arkit_mapping
+    from ..inference.head.face_model import load_face_model
 
     path = HEAD_FILE.with_name(face_model_file)
     return _cached(f"arkit:{path}", _stamp(path), lambda: arkit_mapping(load_face_model(path)))
@@ -81,9 +82,10 @@ def arkit_mapping(face_model_file: str) -> Any:
 
 def retargeter(source_file: str, flame_path: str, embedding_path: str) -> Any:
     """A Retargeter from the encoder's face model to the FLAME model at `flame_path`."""
-    from ..inference.default_head import HEAD_FILE
-    from ..inference.face_model import load_face_model
-    from ..inference.retarget import Correspondence, Retargeter
+    from ..inference.head.default_head import HEAD_FILE
+    from ..inference.head.face_model import load_face_model
+    from ..inference.retarget.correspondence import Correspondence
+    from ..inference.retarget.solver import Retargeter
 
     source_path = HEAD_FILE.with_name(source_file)
 
@@ -92,6 +94,34 @@ def retargeter(source_file: str, flame_path: str, embedding_path: str) -> Any:
         return target, Retargeter(source, target, Correspondence.open_head_to_flame(embedding_path, target))
 
     return _cached(f"retarget:{flame_path}", _stamp(source_path, flame_path, embedding_path), make)
+
+
+def flame_retargeting(source_file: str, target_name: str, target_sha256: str, flame_path: str,
+                      embedding_path: str) -> Any:
+    """The FLAME route's `retarget` callable for `reconstruct.plan` (source parameters -> ({key:
+    expression value}, pose, eyelids)). The files are checked and the solver built only when it is
+    called: only a FLAME head of another face model needs them. Raises ReconstructError naming
+    what to set when the FLAME file is not the one the head was built from, or no embedding is set."""
+    from ..inference.errors import FieldsError
+    from ..inference.head.face_model import file_sha256
+    from ..inference.retarget.plan import ReconstructError
+
+    def solve(params: Any) -> Any:
+        if not flame_path or not os.path.isfile(flame_path) or file_sha256(flame_path) != target_sha256:
+            raise ReconstructError(f"'{target_name}' is a FLAME head: set the FLAME file it was built from "
+                                   "in the add-on's preferences to retarget onto it.")
+        if not embedding_path:
+            raise ReconstructError(f"'{target_name}' is a FLAME head: set FLAME's MediaPipe landmark "
+                                   "embedding (mediapipe_landmark_embedding.npz) in the add-on's "
+                                   "preferences to retarget onto it.")
+        try:
+            model, solver = retargeter(source_file, flame_path, embedding_path)
+        except ValueError as error:
+            raise FieldsError(f"Cannot retarget onto '{target_name}': {error}.") from None
+        solved = solver.retarget(params.expression, params.pose, params.eyelids)
+        return dict(zip(model.expression_names, solved.expression, strict=True)), solved.pose, solved.eyelids
+
+    return solve
 
 
 def clear() -> None:

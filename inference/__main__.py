@@ -1,10 +1,13 @@
-"""Command line: `python -m inference PHOTO --json`, or `python -m inference VIDEO_OR_FOLDER --out params.npz`.
+"""Command line: `python -m inference PHOTO... [--photos FOLDER]`, or `python -m inference VIDEO_OR_FOLDER --out p.npz`.
 
-For pipelines and render farms. Photo mode prints one JSON object holding `faces` (each `bbox`,
+For pipelines and render farms. Photo mode prints, per photo, one JSON object on one line (JSON
+Lines; the models load once for all of them) holding `faces` (each `bbox`,
 `score`, `landmarks_px` 478x3, `blendshapes` name -> score, `matrix` 4x4, and from the FIELDS
 encoder `expression` name -> value, `jaw`, `eyelids`, `gaze`, `emotion` {`label`, `probs`,
 `intensity`}), `model` (the encoder's name, sha256 and face model), `providers`, and the image's
-`width`/`height`. A folder or a video file (by suffix) runs the sequence pipeline (video-mode
+`width`/`height`. `--photos FOLDER` adds every image of a folder, in natural order. With several
+photos, one that cannot be read prints `{"image": ..., "error": ...}` in its place, the rest go
+on, and the exit status is 1. A folder or a video file (by suffix) runs the sequence pipeline (video-mode
 tracking, encoder, gap filling, One-Euro smoothing): `--out` writes the per-frame arrays as an
 .npz (`inference.sequence.load_result` reads it), stdout gets a JSON summary, or with `--json`
 the per-frame values too; a progress bar goes to stderr when it is a terminal (or with
@@ -21,16 +24,16 @@ import sys
 import time
 from typing import Any
 
-import numpy as np
-
 from .errors import FieldsError
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m inference",
                                      description="FIELDS face perception on a photo, a video or a folder of images.")
-    parser.add_argument("source", metavar="PHOTO|VIDEO|FOLDER",
-                        help="image file (JPEG, PNG, TIFF, WebP, BMP...), video file, or folder of images")
+    parser.add_argument("sources", metavar="PHOTO|VIDEO|FOLDER", nargs="*",
+                        help="image files (JPEG, PNG, TIFF, WebP, BMP...), or one video file or folder of images")
+    parser.add_argument("--photos", metavar="FOLDER",
+                        help="also read every image in this folder as a separate photo (natural order)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (photo: the default; sequence: adds per-frame values)")
     parser.add_argument("--max-faces", type=int, default=None,
@@ -57,20 +60,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def photo_main(args: argparse.Namespace) -> dict[str, Any]:
-    from .perception import Perception
+def photo_paths(args: argparse.Namespace) -> list[str]:
+    """The photos named, then the images of --photos in natural order."""
+    paths = list(args.sources)
+    if args.photos:
+        from .sequence.frames import FolderSource
 
-    result = Perception(max_faces=args.max_faces).run(args.source)
-    payload = {"image": args.source, **result.to_json()}
+        paths += [str(path) for path in FolderSource(args.photos).files]
+    return paths
+
+
+def photo_main(args: argparse.Namespace, paths: list[str]) -> int:
+    """One JSON line per photo; a failed photo fails alone when there are several."""
+    from .perception.pipeline import Perception
+
+    perception = Perception(max_faces=args.max_faces)
+    encoder = None
     if not args.perception_only:
-        from .encoder import ExpressionEncoder
+        from .expression.encoder import ExpressionEncoder
 
         encoder = ExpressionEncoder()
-        payload["model"] = encoder.describe()
-        for face, entry in zip(result.faces, payload["faces"], strict=True):
-            scores = np.array(list(face.blendshapes.values()))
-            entry.update(encoder.predict_face(face.landmarks_px, scores, result.width, result.height).to_json())
-    return payload
+    failed = 0
+    for path in paths:
+        try:
+            result = perception.run(path)
+        except FieldsError as error:
+            if len(paths) == 1:
+                raise
+            failed += 1
+            print(json.dumps({"image": path, "error": str(error)}), flush=True)
+            continue
+        payload = {"image": path, **result.to_json()}
+        if encoder is not None:
+            payload["model"] = encoder.describe()
+            for face, entry in zip(result.faces, payload["faces"], strict=True):
+                entry.update(encoder.predict_face(face).to_json())
+        print(json.dumps(payload, indent=args.indent), flush=True)
+    return 1 if failed else 0
 
 
 class Progress:
@@ -106,12 +132,12 @@ class Progress:
         self.stream.flush()
 
 
-def sequence_main(args: argparse.Namespace) -> dict[str, Any]:
-    from .frames import open_source
-    from .sequence import SequencePipeline, save_result
-    from .smoothing import OneEuroSettings
+def sequence_main(args: argparse.Namespace, path: str) -> dict[str, Any]:
+    from .sequence.frames import open_source
+    from .sequence.pipeline import SequencePipeline, save_result
+    from .sequence.smoothing import OneEuroSettings
 
-    source = open_source(args.source, args.start, args.end, args.step, args.fps)
+    source = open_source(path, args.start, args.end, args.step, args.fps)
     defaults = OneEuroSettings()
     smoothing = None if args.no_smoothing else OneEuroSettings(
         min_cutoff=args.min_cutoff if args.min_cutoff is not None else defaults.min_cutoff,
@@ -140,27 +166,31 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "0")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.sources and not args.photos:
+        parser.error("give a photo, a video or a folder of images (or --photos FOLDER)")
     try:
-        from .frames import is_sequence_path
+        from .sequence.frames import is_sequence_path
 
-        if is_sequence_path(args.source):
+        if any(is_sequence_path(source) for source in args.sources):
+            if len(args.sources) > 1 or args.photos:
+                parser.error("a video or an image folder is read alone; use --photos FOLDER for separate photos")
             if args.step < 1 or args.start < 0 or (args.end is not None and args.end < args.start):
                 parser.error("--start must be >= 0, --end >= --start, --step >= 1")
-            payload = sequence_main(args)
+            payload = sequence_main(args, args.sources[0])
         else:
             if args.out:
                 parser.error("--out is for a video or a folder of images; a photo prints JSON")
-            payload = photo_main(args)
+            return photo_main(args, photo_paths(args))
     except FieldsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except Exception as error:  # one line for the farm's log, whatever broke
-        print(f"error: '{args.source}' could not be processed: {type(error).__name__}: {error}".splitlines()[0],
+        named = " ".join(args.sources) or args.photos
+        print(f"error: '{named}' could not be processed: {type(error).__name__}: {error}".splitlines()[0],
               file=sys.stderr)
         return 1
     print(json.dumps(payload, indent=args.indent))
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

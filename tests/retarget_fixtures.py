@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.blendshapes import LANDMARK_SUBSET
-from inference.face_model import FaceModel
+from inference.head.face_model import FaceModel
+from inference.perception.blendshapes import LANDMARK_SUBSET
 
 
 def embed_on_surface(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -13,8 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from inference.blendshapes import ARKIT_NAMES, MEDIAPIPE_NAMES, BlendshapeNetwork  # noqa: E402
-from inference.default_head import (  # noqa: E402
+from inference.head.default_head import (  # noqa: E402
     ARKIT_TO_PARAMS,
     EXPRESSION_UNITS,
     HEAD_FILE,
@@ -25,9 +24,10 @@ from inference.default_head import (  # noqa: E402
     purity_table,
     referee_scores,
 )
-from inference.face_model import file_sha256  # noqa: E402
-from inference.forward import forward  # noqa: E402
-from inference.geometry import load_canonical_face  # noqa: E402
+from inference.head.face_model import file_sha256  # noqa: E402
+from inference.head.forward import forward  # noqa: E402
+from inference.perception.blendshapes import ARKIT_NAMES, MEDIAPIPE_NAMES, BlendshapeNetwork  # noqa: E402
+from inference.perception.geometry import load_canonical_face  # noqa: E402
 
 FLIP = np.array([-1.0, 1.0, 1.0])
 
@@ -171,7 +171,7 @@ def test_docs_hold_the_measured_purity_table(purity) -> None:
 def test_npz_eyelid_names_are_optional_and_validated(tmp_path: Path) -> None:
     """The `eyelid_names` key names the eyelid shape keys (issue 4); without it they stay eyelid_L/R."""
     from inference.errors import FaceModelError
-    from inference.face_model import load_face_model
+    from inference.head.face_model import load_face_model
 
     with np.load(HEAD_FILE) as archive:
         arrays = {key: archive[key] for key in archive.files}

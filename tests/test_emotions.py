@@ -10,9 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inference.blendshapes import ARKIT_NAMES  # noqa: E402
-from inference.default_head import mirror_name  # noqa: E402
-from inference.emotions import ACTION_UNITS, EMOTIONS, PROTOTYPES, emotion_weights, prototype  # noqa: E402
+from inference.expression.emotions import ACTION_UNITS, EMOTIONS, PROTOTYPES, emotion_weights, prototype  # noqa: E402
+from inference.head.default_head import mirror_name  # noqa: E402
+from inference.perception.blendshapes import ARKIT_NAMES  # noqa: E402
 
 
 def test_the_eight_prototypes_use_only_arkit_units_in_range() -> None:

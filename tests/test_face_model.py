@@ -13,7 +13,7 @@ import pytest
 from flame_fixtures import chumpy_state, flame_pickle_bytes, write_flame_npz, write_flame_pickle
 
 from inference.errors import FaceModelError
-from inference.face_model import PARENTS, load_face_model
+from inference.head.face_model import PARENTS, load_face_model
 
 
 def test_chumpy_is_not_installed() -> None:
@@ -166,3 +166,34 @@ def test_bad_eyelid_file_is_named(tmp_path: Path, flame_arrays: dict) -> None:
     (tmp_path / "r_eyelid.npy").write_bytes(b"garbage")
     with pytest.raises(FaceModelError, match=r"r_eyelid\.npy' is not a readable eyelid array"):
         load_face_model(path)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"vt": np.zeros((4, 2))}, "UVs need both 'vt' and 'ft'"),
+    ({"vt": np.zeros((4, 2)), "ft": "faces+4"}, r"'ft' refers to UVs outside 0\.\.3"),
+    ({"face_parts": "zeros", "part_names": np.array(["skin", "skin"])}, "distinct 'part_names'"),
+    ({"face_parts": "twos", "part_names": np.array(["skin", "eyes"])}, "parts outside the 2"),
+])
+def test_bad_uvs_and_parts_name_the_file(tmp_path: Path, flame_arrays: dict, extra: dict, message: str) -> None:
+    """Issue 11: a head file's UVs and part index are checked on load, like every other array."""
+    n_faces = len(flame_arrays["f"])
+    given = {"faces+4": np.asarray(flame_arrays["f"]) + 4, "zeros": np.zeros(n_faces, np.int8),
+             "twos": np.full(n_faces, 2, np.int8)}
+    extra = {k: given[v] if isinstance(v, str) else v for k, v in extra.items()}
+    path = write_flame_npz(tmp_path / "head.npz", dict(flame_arrays, **extra))
+    with pytest.raises(FaceModelError, match=message) as info:
+        load_face_model(path)
+    assert str(path) in str(info.value)
+
+
+def test_uvs_and_parts_load(tmp_path: Path, flame_arrays: dict) -> None:
+    from inference.head.face_model import face_uvs
+
+    faces = np.asarray(flame_arrays["f"])
+    vt = np.random.default_rng(0).uniform(size=(faces.max() + 1, 2))
+    parts = np.arange(len(faces)) % 2
+    path = write_flame_npz(tmp_path / "head.npz", dict(flame_arrays, vt=vt, ft=faces, face_parts=parts,
+                                                       part_names=np.array(["skin", "eyes"])))
+    uvs = face_uvs(load_face_model(path))
+    assert uvs is not None
+    np.testing.assert_array_equal(uvs, vt[faces])

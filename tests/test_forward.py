@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from inference.face_model import FaceModel, load_face_model
-from inference.forward import forward, pose_features, rodrigues
+from inference.head.face_model import FaceModel, load_face_model
+from inference.head.forward import forward, pose_features, rodrigues
 
 
 @pytest.fixture(scope="module")

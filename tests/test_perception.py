@@ -4,6 +4,7 @@ awkward and broken inputs. Real ONNX Runtime sessions throughout; nothing is moc
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,10 +22,10 @@ from perception_fixtures import (
     write,
 )
 
-from inference.crop import Roi, roi_from_landmarks, unproject, warp
 from inference.errors import FileProblem, ImageError
-from inference.image import load_image
-from inference.perception import NoFace, Perception, PerceptionResult, Tracker
+from inference.perception.crop import Roi, roi_from_landmarks, unproject, warp
+from inference.perception.image import load_image
+from inference.perception.pipeline import NoFace, Perception, PerceptionResult, Tracker
 
 # Landmarks that must lie inside the detector's box on a frontal face: eye corners, nose tip, mouth corners.
 CORE = [33, 133, 362, 263, 1, 61, 291]
@@ -238,3 +239,31 @@ def test_cli_fails_with_one_line_naming_the_file(tmp_path: Path) -> None:
     done = run_cli(str(broken), "--json")
     assert done.returncode != 0 and done.stdout == ""
     assert str(broken) in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_cli_reads_many_photos_one_line_each(tmp_path: Path) -> None:
+    """Several photos and --photos FOLDER in one process: one JSON line per photo, in order; a
+    broken one is reported in its place and the rest finish, exit 1 (issue 12)."""
+    astronaut = ROOT / "inference" / "samples" / "astronaut.jpg"
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("b10.jpg", "b2.jpg"):
+        shutil.copy(astronaut, folder / name)
+    (folder / "notes.txt").write_text("not an image")
+    done = run_cli(str(astronaut), "--photos", str(folder), "--perception-only")
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [Path(line["image"]).name for line in lines] == ["astronaut.jpg", "b2.jpg", "b10.jpg"]
+    assert all(len(line["faces"]) == 1 for line in lines)
+    (folder / "b5.jpg").write_text("not a photo")
+    done = run_cli("--photos", str(folder), "--perception-only")
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert done.returncode == 1 and len(lines) == 3
+    assert str(folder / "b5.jpg") in lines[1]["error"] and "faces" not in lines[1]
+    assert len(lines[2]["faces"]) == 1
+
+
+def test_cli_refuses_a_video_among_photos(tmp_path: Path) -> None:
+    astronaut = ROOT / "inference" / "samples" / "astronaut.jpg"
+    done = run_cli(str(astronaut), str(tmp_path))
+    assert done.returncode == 2 and "alone" in done.stderr

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from perception_fixtures import astronaut, mediapipe_python, paste, run_referee
 
-from inference.perception import Perception, Tracker
+from inference.perception.pipeline import Perception, Tracker
 
 PYTHON = mediapipe_python()
 pytestmark = pytest.mark.skipif(PYTHON is None, reason="mediapipe is not importable: create .venv-mediapipe "
@@ -31,7 +31,7 @@ def assert_parity(face, reference: dict[str, np.ndarray], i: int, landmark_px: f
     assert reference["counts"][i] >= 1
     error = np.linalg.norm(face.landmarks_px[:, :2] - reference["landmarks"][i, :, :2], axis=1).mean()
     assert error < landmark_px, f"frame {i}: landmarks {error:.3f} px apart on average"
-    scores = np.array(list(face.blendshapes.values()))
+    scores = face.scores
     assert np.abs(scores - reference["blendshapes"][i]).max() < blendshape, f"frame {i}: blendshapes"
     assert rotation_degrees(face.matrix, reference["matrices"][i]) < 1.0, f"frame {i}: rotation"
     # The matrix is in centimetres: 2 mm is 0.2.

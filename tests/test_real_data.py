@@ -194,7 +194,7 @@ def test_residuals_and_the_head_fit_on_the_open_head() -> None:
     np.testing.assert_allclose(embedded, [[0.5, 0.25, 0.25]])
 
     head = open_head()
-    from inference.blendshapes import ARKIT_NAMES
+    from inference.perception.blendshapes import ARKIT_NAMES
 
     weights = np.zeros(52)
     for name, value in (("jawOpen", 0.5), ("mouthSmileLeft", 0.7), ("browInnerUp", 0.6)):
@@ -209,7 +209,7 @@ def test_residuals_and_the_head_fit_on_the_open_head() -> None:
 
 
 def test_mediapipe_scores_become_arkit_units_by_name() -> None:
-    from inference.blendshapes import ARKIT_NAMES, MEDIAPIPE_NAMES
+    from inference.perception.blendshapes import ARKIT_NAMES, MEDIAPIPE_NAMES
 
     scores = np.arange(52, dtype=float)[None] / 100
     arkit = mediapipe_arkit(scores)[0]

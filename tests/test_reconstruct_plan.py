@@ -9,9 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from inference.encoder import Expression
-from inference.forward import rodrigues
-from inference.reconstruct import (
+from inference.expression.encoder import Expression, FaceModelContract
+from inference.head.forward import rodrigues
+from inference.head.rig import BONE_AXES, flame_pose_to_bone_quaternions
+from inference.retarget.plan import (
     ReconstructError,
     Target,
     bone_axis_angle,
@@ -20,7 +21,6 @@ from inference.reconstruct import (
     plan,
     weight_property,
 )
-from inference.rig import BONE_AXES, flame_pose_to_bone_quaternions
 
 
 @pytest.mark.parametrize("joint", ["jaw", "eye.L"])
@@ -54,7 +54,7 @@ def _expression(names: list[str]) -> Expression:
                       emotion_probs={"happiness": 1.0}, intensity=0.5)
 
 
-MODEL = {"name": "m", "sha256": "abc", "file": "m.npz", "expression_names": ["a", "b"]}
+MODEL = FaceModelContract(name="m", file="m.npz", sha256="abc", expression_names=("a", "b"))
 
 
 def test_routes() -> None:

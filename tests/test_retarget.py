@@ -17,25 +17,20 @@ from retarget_fixtures import (
     write_embedding,
 )
 
-from inference.blendshapes import ARKIT_NAMES
-from inference.default_head import landmarks, load_default_head
-from inference.emotions import EMOTIONS, emotion_weights
 from inference.errors import LandmarkEmbeddingError
-from inference.face_model import FaceModel, load_face_model
-from inference.forward import forward
-from inference.retarget import (
+from inference.expression.emotions import EMOTIONS, emotion_weights
+from inference.head.default_head import landmarks, load_default_head
+from inference.head.face_model import FaceModel, load_face_model
+from inference.head.forward import forward
+from inference.perception.blendshapes import ARKIT_NAMES
+from inference.retarget.arkit import arkit_key, arkit_key_values, match_arkit_names, match_arkit_report
+from inference.retarget.correspondence import (
     Correspondence,
-    PointModel,
-    Retargeter,
     SurfacePoints,
-    arkit_key,
-    arkit_key_values,
-    cholesky_solve,
     load_mediapipe_embedding,
-    match_arkit_names,
-    match_arkit_report,
     open_head_landmarks,
 )
+from inference.retarget.solver import PointModel, Retargeter, cholesky_solve
 
 K = 20  # expression components of the re-parameterised pair
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from inference.face_model import JOINT_NAMES, load_face_model
-from inference.forward import pose_features, rodrigues
-from inference.rig import (
+from inference.head.face_model import JOINT_NAMES, load_face_model
+from inference.head.forward import pose_features, rodrigues
+from inference.head.rig import (
     BONE_AXES,
     FLAME_TO_BLENDER,
     MAX_EXPRESSION,

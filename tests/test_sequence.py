@@ -18,10 +18,10 @@ import pytest
 from sequence_fixtures import blank_frame, moving_frame, still_frame, write_folder, write_video
 
 from inference.errors import SequenceError
-from inference.frames import FolderSource, VideoSource, natural_key, open_source
-from inference.keyframes import HANDLE_TYPES, INTERPOLATION, fcurve_keys, scene_frames
-from inference.sequence import SequencePipeline, SequenceResult, load_result, save_result
-from inference.smoothing import OneEuroSettings, fill_gaps, jitter, one_euro
+from inference.sequence.frames import FolderSource, VideoSource, natural_key, open_source
+from inference.sequence.keyframes import HANDLE_TYPES, INTERPOLATION, fcurve_keys, scene_frames
+from inference.sequence.pipeline import SequencePipeline, SequenceResult, load_result, save_result
+from inference.sequence.smoothing import OneEuroSettings, fill_gaps, jitter, one_euro
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,8 +102,7 @@ def test_video_pipeline_tracks_every_frame(pipeline: SequencePipeline, video: Pa
     # A frame reads as photo mode reads the same pixels (tracking crops differ slightly from detection).
     frame = next(iter(VideoSource(video, start=0, end=0))).image
     photo = pipeline.perception.run(frame).faces[0]
-    scores = np.array(list(photo.blendshapes.values()))
-    expected = pipeline.encoder.predict_face(photo.landmarks_px, scores, 640, 480)
+    expected = pipeline.encoder.predict_face(photo)
     got = result.expression_at(0)
     assert got.emotion == expected.emotion and abs(got.intensity - expected.intensity) < 1e-4
     assert max(abs(got.expression[n] - expected.expression[n]) for n in expected.expression) < 1e-4
@@ -360,7 +359,7 @@ def test_cli_fails_with_one_line_naming_the_source(tmp_path: Path) -> None:
 
 def test_numbered_sequence_reads_only_its_siblings(tmp_path) -> None:
     """A Blender image sequence names one file; only the images numbered like it belong to it."""
-    from inference.frames import FolderSource, sequence_pattern
+    from inference.sequence.frames import FolderSource, sequence_pattern
 
     for name in ("shot_0002.png", "shot_0010.png", "shot_0001.png", "other_0001.png", "shot_final.png"):
         (tmp_path / name).write_bytes(b"")

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inference.encoder import ExpressionEncoder
-from inference.reconstruct import (
+from inference.expression.encoder import ExpressionEncoder
+from inference.retarget.plan import (
     INTENSITY_PROPERTY,
     PREDICTED_INTENSITY_PROPERTY,
     Plan,
@@ -17,8 +17,8 @@ from inference.reconstruct import (
     plan,
     weight_property,
 )
-from inference.sequence import SequenceResult
-from inference.sequence_plan import neutral_expression, sequence_channels
+from inference.sequence.pipeline import SequenceResult
+from inference.sequence.plan import neutral_expression, sequence_channels
 
 
 def result(t: int = 4, names: tuple[str, ...] = ("a", "b")) -> SequenceResult:
@@ -68,7 +68,7 @@ def test_equals_the_photo_plan_on_the_open_head() -> None:
     encoder = ExpressionEncoder()
     names = list(encoder.expression_names)
     res = result(t=3, names=tuple(names))
-    target = Target("head", tuple(names), ("jaw", "eye.L", "eye.R"), face_model=encoder.face_model["name"])
+    target = Target("head", tuple(names), ("jaw", "eye.L", "eye.R"), face_model=encoder.face_model.name)
     planner = lambda e: plan(e, encoder.face_model, target, {"expression", "jaw", "gaze"})  # noqa: E731
     channels = sequence_channels(res, planner)
     photo = planner(res.expression_at(2))

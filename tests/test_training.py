@@ -17,9 +17,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from inference.encoder import ExpressionEncoder  # noqa: E402
 from inference.errors import FieldsError  # noqa: E402
-from inference.image import load_image  # noqa: E402
+from inference.expression.encoder import ExpressionEncoder  # noqa: E402
+from inference.perception.image import load_image  # noqa: E402
 from training.adapters import DataError, FeatureCache, load_affectnet, load_scans, load_unlabelled  # noqa: E402
 from training.config import ConfigError, load_config  # noqa: E402
 from training.train import train  # noqa: E402
@@ -62,12 +62,11 @@ def test_tiny_run_writes_a_working_encoder(trained: Path) -> None:
     assert set(metadata["metrics"]) >= {"expression_vertex_mm", "jaw_deg", "eyelid_mae", "emotion_accuracy_strong",
                                         "intensity_mae"}
     encoder = ExpressionEncoder(trained / "encoder.onnx")
-    from inference.perception import Perception
+    from inference.perception.pipeline import Perception
 
     result = Perception().run(ASTRONAUT)
     face = result.faces[0]
-    prediction = encoder.predict_face(face.landmarks_px, np.array(list(face.blendshapes.values())),
-                                      result.width, result.height)
+    prediction = encoder.predict_face(face)
     assert set(prediction.expression) == set(metadata["face_model"]["expression_names"])
     assert 0 <= prediction.intensity <= 1 and 0 <= prediction.eyelids.min() and prediction.eyelids.max() <= 1
     assert abs(sum(prediction.emotion_probs.values()) - 1) < 1e-5
@@ -99,12 +98,13 @@ def test_bad_face_model_leaves_nothing(tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = subprocess.run([sys.executable, "-m", "training", "train", f"face_model={bad}", f"out={out}", *TINY],
                             cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 2 and str(bad) in result.stderr and result.stderr.count("\n") == 1
+    # A file that cannot be used is a failure (1), not a usage error (2), in both CLIs (issue 10).
+    assert result.returncode == 1 and str(bad) in result.stderr and result.stderr.count("\n") == 1
     assert not (out / "encoder.onnx").exists() and not (out / "encoder.pt").exists()
 
 
 def test_synthetic_data_is_deterministic() -> None:
-    from inference.default_head import load_default_head
+    from inference.head.default_head import load_default_head
     from training.config import DataConfig
     from training.synthetic import generate
 
@@ -218,8 +218,8 @@ def test_native_flame_encoder_through_retargeting(tmp_path: Path, flame_pickle: 
     solved on the FLAME head through its MediaPipe landmark embedding (issue 5)."""
     from retarget_fixtures import default_embedding_ids, open_head_embedding, write_embedding
 
-    from inference.default_head import load_default_head
-    from inference.face_model import load_face_model
+    from inference.head.default_head import load_default_head
+    from inference.head.face_model import load_face_model
 
     head, _ = load_default_head()
     target = load_face_model(flame_pickle)

@@ -9,8 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from inference.face_model import load_face_model  # noqa: E402
-from inference.forward import forward  # noqa: E402
+from inference.head.face_model import load_face_model  # noqa: E402
+from inference.head.forward import forward  # noqa: E402
 from training.flame_torch import TorchFlame, rodrigues  # noqa: E402
 
 

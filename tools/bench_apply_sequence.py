@@ -44,7 +44,7 @@ def enable() -> None:
 
 
 def bench_keying(frames: int = 1000, channels: int = 60, runs: int = 5) -> dict[str, float]:
-    from inference.keyframes import fcurve_keys, scene_frames
+    from inference.sequence.keyframes import fcurve_keys, scene_frames
 
     apply = importlib.import_module(MODULE + ".fields_addon.apply")
     values = np.random.default_rng(0).random((frames, channels), dtype=np.float32)

@@ -71,14 +71,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from perception_fixtures import mediapipe_python, run_referee
 
-    from inference.blendshapes import MODEL_FILE as BLENDSHAPES_FILE
-    from inference.blendshapes import BlendshapeNetwork
-    from inference.detector import MODEL_FILE as DETECTOR_FILE
-    from inference.detector import FaceDetector
-    from inference.landmarks import MODEL_FILE as LANDMARKS_FILE
-    from inference.landmarks import FaceLandmarkNetwork
-    from inference.perception import Perception, Tracker
-    from inference.runtime import create_session
+    from inference.perception.blendshapes import MODEL_FILE as BLENDSHAPES_FILE
+    from inference.perception.blendshapes import BlendshapeNetwork
+    from inference.perception.detector import MODEL_FILE as DETECTOR_FILE
+    from inference.perception.detector import FaceDetector
+    from inference.perception.landmarks import MODEL_FILE as LANDMARKS_FILE
+    from inference.perception.landmarks import FaceLandmarkNetwork
+    from inference.perception.pipeline import Perception, Tracker
+    from inference.perception.runtime import create_session
 
     frames = make_frames(args.frames)
     baseline = peak_rss_mb()

@@ -30,9 +30,10 @@ from retarget_fixtures import (  # noqa: E402
     write_embedding,  # noqa: E402
 )
 
-from inference.default_head import landmarks, load_default_head  # noqa: E402
-from inference.emotions import EMOTIONS, emotion_weights  # noqa: E402
-from inference.retarget import Correspondence, Retargeter  # noqa: E402
+from inference.expression.emotions import EMOTIONS, emotion_weights  # noqa: E402
+from inference.head.default_head import landmarks, load_default_head  # noqa: E402
+from inference.retarget.correspondence import Correspondence  # noqa: E402
+from inference.retarget.solver import Retargeter  # noqa: E402
 
 FRAMES = 200
 

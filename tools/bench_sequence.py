@@ -59,7 +59,7 @@ class GeneratedSource:
     def __iter__(self) -> Iterator[Any]:
         import cv2
 
-        from inference.frames import Frame
+        from inference.sequence.frames import Frame
 
         pattern = np.random.default_rng(0).integers(0, 7, (480 + 64, 640, 3), dtype=np.uint8)
         for i in range(self.count):
@@ -82,7 +82,7 @@ class GeneratedSource:
 
 def decoded(clip: Path) -> np.ndarray:
     """Every frame of `clip` as RGB, decoded by the pipeline's own source (for the referee)."""
-    from inference.frames import VideoSource
+    from inference.sequence.frames import VideoSource
 
     return np.stack([frame.image for frame in VideoSource(clip) if frame.image is not None])
 
@@ -98,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     from perception_fixtures import mediapipe_python, run_referee
     from sequence_fixtures import moving_frame, still_frame, write_folder, write_video
 
-    from inference.frames import open_source
-    from inference.sequence import SequencePipeline
-    from inference.smoothing import jitter
+    from inference.sequence.frames import open_source
+    from inference.sequence.pipeline import SequencePipeline
+    from inference.sequence.smoothing import jitter
 
     figures: dict[str, Any] = {"frames": args.frames}
     with tempfile.TemporaryDirectory() as work_dir:

@@ -14,9 +14,7 @@ Development tool: it may use scipy; the add-on never imports it.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,16 +26,17 @@ from scipy.sparse.csgraph import dijkstra
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from inference.blendshapes import ARKIT_NAMES, MEDIAPIPE_NAMES, BlendshapeNetwork  # noqa: E402
-from inference.default_head import (  # noqa: E402
+from inference.files import write_with  # noqa: E402
+from inference.head.default_head import (  # noqa: E402
     ARKIT_TO_PARAMS,
     EXPRESSION_UNITS,
     HEAD_FILE,
     N_LANDMARKS,
     project_frontal,
 )
-from inference.face_model import JOINT_NAMES  # noqa: E402
-from inference.geometry import load_canonical_face  # noqa: E402
+from inference.head.face_model import JOINT_NAMES  # noqa: E402
+from inference.perception.blendshapes import ARKIT_NAMES, MEDIAPIPE_NAMES, BlendshapeNetwork  # noqa: E402
+from inference.perception.geometry import load_canonical_face  # noqa: E402
 
 CM = 0.01  # the canonical mesh is in centimetres; FLAME is in metres
 
@@ -801,8 +800,8 @@ def refine(
 
 
 def build(network: BlendshapeNetwork, verbose: bool = True) -> dict[str, np.ndarray]:
-    from inference.face_model import FaceModel
-    from inference.forward import forward
+    from inference.head.face_model import FaceModel
+    from inference.head.forward import forward
 
     log = print if verbose else (lambda *a, **k: None)
     canonical_face = load_canonical_face()
@@ -1037,16 +1036,11 @@ def build(network: BlendshapeNetwork, verbose: bool = True) -> dict[str, np.ndar
 
 
 def write_atomically(arrays: dict[str, np.ndarray], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=path.stem, suffix=".npz.tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
+    def save(temporary: Path) -> None:
+        with temporary.open("wb") as stream:
             np.savez_compressed(stream, **arrays)
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; the file ships to every user
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+
+    write_with(path, save)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,15 +18,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from inference.blendshapes import ARKIT_NAMES, MEDIAPIPE_NAMES, BlendshapeNetwork  # noqa: E402
-from inference.default_head import (  # noqa: E402
+from inference.head.default_head import (  # noqa: E402
     ARKIT_TO_PARAMS,
     load_default_head,
     mirror_name,
     purity_table,
     referee_scores,
 )
-from inference.face_model import JOINT_NAMES  # noqa: E402
+from inference.head.face_model import JOINT_NAMES  # noqa: E402
+from inference.perception.blendshapes import ARKIT_NAMES, MEDIAPIPE_NAMES, BlendshapeNetwork  # noqa: E402
 
 DOC = ROOT / "docs" / "DEFAULT_HEAD.md"
 

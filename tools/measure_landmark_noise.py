@@ -19,8 +19,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from inference.image import load_image  # noqa: E402
-from inference.perception import Perception  # noqa: E402
+from inference.perception.image import load_image  # noqa: E402
+from inference.perception.pipeline import Perception  # noqa: E402
 
 SAMPLE = ROOT / "inference" / "samples" / "astronaut.jpg"
 

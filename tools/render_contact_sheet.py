@@ -27,10 +27,10 @@ use_throwaway_user_folder("fields-render-")
 import bpy  # noqa: E402
 import cv2  # noqa: E402
 
-from inference.default_head import load_default_head  # noqa: E402
-from inference.emotions import EMOTIONS, emotion_weights  # noqa: E402
-from inference.forward import rodrigues  # noqa: E402
-from inference.rig import FLAME_TO_BLENDER, flame_pose_to_bone_quaternions  # noqa: E402
+from inference.expression.emotions import EMOTIONS, emotion_weights  # noqa: E402
+from inference.head.default_head import load_default_head  # noqa: E402
+from inference.head.forward import rodrigues  # noqa: E402
+from inference.head.rig import FLAME_TO_BLENDER, flame_pose_to_bone_quaternions  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "emotions_contact_sheet.png"
 COLOURS = {0: (0.80, 0.62, 0.52), 1: (0.93, 0.93, 0.90), 2: (0.16, 0.10, 0.06), 3: (0.75, 0.35, 0.38),

@@ -2,7 +2,9 @@
 ONNX, metadata and resolved config to the config's `out` folder; `python -m training evaluate
 DIR` prints the held-out metrics of a trained encoder; `python -m training evaluate-real` prints the
 real-data metrics of readers on the held-out people and clips (`split-real` rewrites that split).
-Errors are one line naming what is wrong."""
+Errors are one line naming what is wrong; the exit status is 0 on success, 2 on a usage error
+(arguments or config) and 1 on any other failure (an unusable face-model file among them), as
+`python -m inference`'s."""
 
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return real_command(args)
 
-    from .config import load_config
+    from .config import ConfigError, load_config
 
     try:
         if args.command == "train":
@@ -53,9 +55,15 @@ def main(argv: list[str] | None = None) -> int:
             from .train import evaluate_folder
 
             metrics = evaluate_folder(args.weights)
-    except FieldsError as error:
+    except ConfigError as error:  # the command line or config itself is wrong
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except FieldsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # one line for the log, whatever broke
+        print(f"error: training failed: {type(error).__name__}: {error}".splitlines()[0], file=sys.stderr)
+        return 1
     print(json.dumps(metrics, indent=2))
     return 0
 

@@ -29,10 +29,9 @@ from typing import Any
 import numpy as np
 
 from inference.errors import FieldsError
-from inference.features import FEATURE_VERSION, encoder_features
-from inference.image import ImageError
-
-from .io import write_with
+from inference.expression.features import FEATURE_VERSION, encoder_input
+from inference.files import write_with
+from inference.perception.image import ImageError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm"}
@@ -66,15 +65,13 @@ class FeatureCache:
 
     def _perceive(self, image: np.ndarray) -> np.ndarray | None:
         if self._perception is None:
-            from inference.perception import Perception
+            from inference.perception.pipeline import Perception
 
             self._perception = Perception(max_faces=1)
         result = self._perception.run(image)
         if not result.faces:
             return None
-        face = result.faces[0]
-        scores = np.array(list(face.blendshapes.values()))
-        return encoder_features(face.landmarks_px, scores, result.width, result.height)
+        return encoder_input(result.faces[0])
 
     def features(self, image: Path | np.ndarray, key: str | None = None) -> np.ndarray | None:
         if key is None:
@@ -94,7 +91,7 @@ class FeatureCache:
 
 
 def _load(path: Path) -> np.ndarray:
-    from inference.image import load_image
+    from inference.perception.image import load_image
 
     return load_image(path)
 

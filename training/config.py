@@ -137,6 +137,6 @@ def to_dict(config: TrainConfig) -> dict[str, Any]:
 
 
 def save_config(config: TrainConfig, path: Path) -> None:
-    from .io import write_atomic
+    from inference.files import write_atomic
 
     write_atomic(path, yaml.safe_dump(to_dict(config), sort_keys=False).encode())

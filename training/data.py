@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.default_head import HEAD_FILE, arkit_mapping
-from inference.face_model import file_sha256, load_face_model
-from inference.features import FEATURE_VERSION
-from inference.retarget import Correspondence, Retargeter
+from inference.expression.features import FEATURE_VERSION
+from inference.files import write_with
+from inference.head.default_head import HEAD_FILE, arkit_mapping
+from inference.head.face_model import file_sha256, load_face_model
+from inference.retarget.correspondence import Correspondence
+from inference.retarget.solver import Retargeter
 
 from .config import ConfigError, DataConfig
-from .io import write_with
 from .synthetic import Batch, generate
 
 CHUNK = 2_000

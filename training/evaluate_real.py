@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from inference.blendshapes import ARKIT_NAMES
-from inference.features import pose_normalised_landmarks
+from inference.files import write_atomic
+from inference.perception.blendshapes import ARKIT_NAMES
+from inference.perception.landmarks import N_LANDMARKS
 
 from .head_fit import REGIONS, LandmarkHead, drive_photo, fit_photo, open_head
-from .io import write_atomic
 from .model import EMOTIONS
 from .readers import ARKIT_FROM_MEDIAPIPE, ReaderInput, Reading, make_reader, mediapipe_arkit
 from .real_data import Clip, PerceptionCache, PhotoSet, load_clips, load_photos
@@ -55,8 +55,8 @@ def photo_input(photos: PhotoSet) -> ReaderInput:
 
 def observed_metres(photos: PhotoSet) -> np.ndarray:
     """(N, 478, 3) landmarks in the canonical face's frame, metres: what a head is compared with."""
-    return np.stack([pose_normalised_landmarks(photos.landmarks[i], int(photos.size[i, 0]), int(photos.size[i, 1]))
-                     for i in range(len(photos))]) / 100.0
+    # The encoder's input starts with exactly these, in centimetres.
+    return photos.features()[:, : N_LANDMARKS * 3].reshape(len(photos), N_LANDMARKS, 3).astype(np.float64) / 100.0
 
 
 def emotion_metrics(true: np.ndarray, reading: Reading) -> dict[str, Any]:
@@ -105,8 +105,8 @@ def residual_metrics(head: LandmarkHead, observed: np.ndarray, arkit: np.ndarray
 
 
 def clip_metrics(reader: Any, clips: list[Clip]) -> dict[str, Any]:
-    from inference.sequence import DEFAULT_SMOOTHING
-    from inference.smoothing import fill_gaps, one_euro
+    from inference.sequence.pipeline import DEFAULT_SMOOTHING
+    from inference.sequence.smoothing import fill_gaps, one_euro
 
     per_clip, lags_raw, lags_smooth = {}, [], []
     for clip in clips:

@@ -16,18 +16,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from inference.features import FEATURE_VERSION
+from inference.errors import FieldsError
+from inference.expression.emotions import EMOTIONS
+from inference.expression.features import FEATURE_VERSION
+from inference.files import write_atomic, write_with
 
-from .io import write_atomic, write_with
-from .model import EMOTIONS, OUTPUT_NAMES, Encoder
+from .model import OUTPUT_NAMES, Encoder
 
 OPSET = 17
 INPUT_NAME = "features"
 TOLERANCE = 1e-4
 
 
-class ExportError(RuntimeError):
-    pass
+class ExportError(FieldsError):
+    """The exported graph does not compute what the PyTorch model computes."""
 
 
 def export(encoder: Encoder, onnx_path: Path, metadata: dict[str, Any], check_inputs: torch.Tensor) -> float:
@@ -74,8 +76,13 @@ def export(encoder: Encoder, onnx_path: Path, metadata: dict[str, Any], check_in
         "onnx_vs_torch_max_abs": worst,
         **metadata,
     }
-    write_atomic(onnx_path.with_suffix(".json"), (json.dumps(document, indent=2) + "\n").encode())
+    write_metadata(onnx_path.with_suffix(".json"), document)
     return worst
+
+
+def write_metadata(path: Path, document: dict[str, Any]) -> None:
+    """The metadata JSON as `inference.expression.encoder` reads it (each fact stated once)."""
+    write_atomic(path, (json.dumps(document, indent=2) + "\n").encode())
 
 
 SHIPPED = Path(__file__).resolve().parent.parent / "inference" / "models"

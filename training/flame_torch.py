@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from inference.face_model import FaceModel
+from inference.head.face_model import FaceModel
 
 
 def rodrigues(axis_angle: torch.Tensor) -> torch.Tensor:

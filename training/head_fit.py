@@ -21,9 +21,9 @@ from typing import Protocol
 import numpy as np
 from scipy.optimize import lsq_linear
 
-from inference.blendshapes import ARKIT_NAMES
-from inference.default_head import ARKIT_TO_PARAMS, HEAD_FILE, N_LANDMARKS, ArkitMapping, load_default_head
-from inference.face_model import FaceModel
+from inference.head.default_head import ARKIT_TO_PARAMS, HEAD_FILE, N_LANDMARKS, ArkitMapping, load_default_head
+from inference.head.face_model import FaceModel
+from inference.perception.blendshapes import ARKIT_NAMES
 
 # MediaPipe's region index sets (FaceLandmarksConnections in mediapipe/tasks/.../face_landmarker.py,
 # Apache-2.0): the landmarks its lips, eye and eyebrow connections touch.
@@ -97,7 +97,7 @@ class FlameArkitHead:
         return out
 
     def landmarks(self, weights: np.ndarray, identity: np.ndarray | None = None) -> np.ndarray:
-        from inference.forward import forward
+        from inference.head.forward import forward
 
         params = self.mapping.to_params(np.asarray(weights, dtype=np.float64))
         out = forward(self.model, shape=identity, expression=params.expression, pose=params.pose,

@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-EMOTIONS = ("neutral", "happiness", "sadness", "surprise", "fear", "disgust", "anger", "contempt")
+from inference.expression.emotions import EMOTIONS
+
 OUTPUT_NAMES = ("expression", "jaw", "eyelids", "gaze", "emotion_logits", "intensity")
 MAX_GAZE_RAD = 0.6  # about 35 degrees, the eye's comfortable range
 MAX_JAW_RAD = 0.6

@@ -2,7 +2,7 @@
 
 A reader takes `ReaderInput` (landmarks in pixels, MediaPipe's 52 scores, image sizes, and the
 encoder features built from them) and returns a `Reading`: 52 ARKit units in [0, 1] (Apple's
-order, `inference.blendshapes.ARKIT_NAMES`), jaw and eye rotations when it has them, emotion
+order, `inference.perception.blendshapes.ARKIT_NAMES`), jaw and eye rotations when it has them, emotion
 probabilities (`training.model.EMOTIONS` order) and intensity. `make_reader(name, train)` builds
 one by name; readers that learn from data (the logistic baseline) fit on the `train` photos only,
 so a new encoder slots in by adding one entry to `READERS`. Must not import bpy.
@@ -23,7 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
-from inference.blendshapes import ARKIT_NAMES, MEDIAPIPE_NAMES
+from inference.perception.blendshapes import ARKIT_NAMES, MEDIAPIPE_NAMES
 
 from .adapters import DataError
 from .model import EMOTIONS
@@ -37,7 +37,7 @@ class ReaderInput:
     landmarks: np.ndarray  # (N, 478, 3) pixels
     scores: np.ndarray  # (N, 52) MediaPipe's order
     size: np.ndarray  # (N, 2) width, height
-    features: np.ndarray  # (N, 1486) `inference.features.encoder_features`
+    features: np.ndarray  # (N, 1486) `inference.expression.features.encoder_features`
 
 
 @dataclass
@@ -70,8 +70,8 @@ class ShippedEncoder:
     """The ONNX encoder with a FLAME-format head's parameters, turned into ARKit units."""
 
     def __init__(self, path: Path | None = None) -> None:
-        from inference.default_head import load_default_head
-        from inference.encoder import MODEL_FILE, ExpressionEncoder
+        from inference.expression.encoder import MODEL_FILE, ExpressionEncoder
+        from inference.head.default_head import load_default_head
 
         self.encoder = ExpressionEncoder(path or MODEL_FILE)
         model, self.mapping = load_default_head()
@@ -80,7 +80,7 @@ class ShippedEncoder:
         self.name = "shipped encoder"
 
     def read(self, faces: ReaderInput) -> Reading:
-        from inference.default_head import EYE_L, EYE_R, JAW, HeadParams
+        from inference.head.default_head import EYE_L, EYE_R, JAW, HeadParams
 
         out = self.encoder.predict_arrays(faces.features)
         arkit = np.zeros((len(faces.features), len(ARKIT_NAMES)))

@@ -30,5 +30,5 @@ def real_command(args: argparse.Namespace) -> int:
             print(run(names, args.cache, args.json))
     except FieldsError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return 1
     return 0

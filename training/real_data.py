@@ -25,10 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from inference.features import N_BLENDSHAPES, N_LANDMARKS, encoder_features
+from inference.expression.features import N_BLENDSHAPES, encoder_features
+from inference.files import write_with
+from inference.perception.landmarks import N_LANDMARKS
 
 from .adapters import DataError, RealData
-from .io import write_with
 from .model import EMOTIONS
 
 CACHE_VERSION = 1  # bump when what is stored per file changes
@@ -69,7 +70,7 @@ class PerceptionCache:
     @property
     def perception(self) -> Any:
         if self._perception is None:
-            from inference.perception import Perception
+            from inference.perception.pipeline import Perception
 
             self._perception = Perception(max_faces=1)
             self.networks_built += 1
@@ -108,7 +109,7 @@ class PerceptionCache:
         if result.faces:
             face = result.faces[0]
             arrays.update(landmarks=face.landmarks_px.astype(np.float32),
-                          scores=np.fromiter(face.blendshapes.values(), np.float32, N_BLENDSHAPES),
+                          scores=face.scores.astype(np.float32),
                           matrix=face.matrix.astype(np.float32), detector_score=np.array(face.score, np.float32),
                           presence=np.array(face.presence, np.float32))
         self.write_entry(entry, arrays)
@@ -122,8 +123,8 @@ class PerceptionCache:
         cached = self.read_entry(entry)
         if cached is not None:
             return cached
-        from inference.frames import VideoSource
-        from inference.perception import Tracker
+        from inference.perception.pipeline import Tracker
+        from inference.sequence.frames import VideoSource
 
         source = VideoSource(path)
         tracker = Tracker(self.perception, max_faces=1)
@@ -138,7 +139,7 @@ class PerceptionCache:
             rows["found"].append(bool(faces))
             face = faces[0] if faces else None
             rows["landmarks"].append(face.landmarks_px if face else np.full((N_LANDMARKS, 3), np.nan))
-            rows["scores"].append(np.fromiter(face.blendshapes.values(), np.float64, N_BLENDSHAPES) if face
+            rows["scores"].append(face.scores.astype(np.float64) if face
                                   else np.full(N_BLENDSHAPES, np.nan))
             rows["matrix"].append(face.matrix if face else np.full((4, 4), np.nan))
             rows["score"].append(face.score if face else np.nan)
@@ -247,7 +248,7 @@ def load_photos(folder: Path | None = None, cache: PerceptionCache | None = None
                 progress: Any = None) -> PhotoSet:
     """Every labelled photo of `expressions-in-the-wild` (layout: `labels.csv`, `images/`) that
     shows a face; unreadable and face-less photos are skipped and counted in `skipped`."""
-    from inference.image import ImageError
+    from inference.perception.image import ImageError
 
     folder = folder or data_root() / PHOTOS
     cache = cache or PerceptionCache()

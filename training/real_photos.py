@@ -16,11 +16,12 @@ import cv2
 import numpy as np
 import torch
 
-from inference.blendshapes import MEDIAPIPE_NAMES
-from inference.features import encoder_features
-from inference.image import load_image
+from inference.expression.emotions import EMOTIONS
+from inference.expression.features import encoder_input
+from inference.perception.blendshapes import MEDIAPIPE_NAMES
+from inference.perception.image import load_image
 
-from .model import EMOTIONS, Encoder
+from .model import Encoder
 
 SAMPLE = Path(__file__).resolve().parent.parent / "inference" / "samples" / "astronaut.jpg"
 
@@ -42,7 +43,7 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 @torch.no_grad()
 def real_photo_metrics(encoder: Encoder, expression_names: tuple[str, ...], copies: int = 8) -> dict[str, Any]:
-    from inference.perception import Perception
+    from inference.perception.pipeline import Perception
 
     perception = Perception(max_faces=1)
     encoder = encoder.eval().cpu()
@@ -56,9 +57,8 @@ def real_photo_metrics(encoder: Encoder, expression_names: tuple[str, ...], copi
         if not result.faces:
             continue
         face = result.faces[0]
-        scores = np.array(list(face.blendshapes.values()))
-        features = encoder_features(face.landmarks_px, scores, result.width, result.height)
-        pred = encoder.named(torch.as_tensor(features)[None])
+        scores = face.scores
+        pred = encoder.named(torch.as_tensor(encoder_input(face))[None])
         expression = pred["expression"][0].numpy()
         if shared:  # a FLAME head's exp_NNN components have no MediaPipe counterpart
             correlations.append(_spearman(expression[expression_index], scores[score_index]))

@@ -19,8 +19,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from inference.files import write_atomic
+
 from .adapters import DataError
-from .io import write_atomic
 
 SPLIT_FILE = Path(__file__).resolve().parent / "real_split.json"
 SEED = "fields-real-split-1"

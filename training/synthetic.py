@@ -17,13 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from inference.blendshapes import ARKIT_NAMES, BlendshapeNetwork
-from inference.default_head import N_LANDMARKS, ArkitMapping, HeadParams
-from inference.emotions import EMOTIONS, prototype
-from inference.face_model import FaceModel
-from inference.features import encoder_features
-from inference.forward import forward, rodrigues
-from inference.retarget import Retargeter
+from inference.expression.emotions import EMOTIONS, prototype
+from inference.expression.features import encoder_features
+from inference.head.default_head import N_LANDMARKS, ArkitMapping, HeadParams
+from inference.head.face_model import FaceModel
+from inference.head.forward import forward, rodrigues
+from inference.perception.blendshapes import ARKIT_NAMES, BlendshapeNetwork
+from inference.retarget.solver import Retargeter
 
 from .config import DataConfig
 

@@ -21,17 +21,17 @@ import numpy as np
 import torch
 from torch import distributed as dist
 
-from inference.default_head import HEAD_FILE, arkit_mapping
-from inference.emotions import EMOTIONS
-from inference.face_model import file_sha256, load_face_model
+from inference.files import write_with
+from inference.head.default_head import HEAD_FILE, arkit_mapping
+from inference.head.face_model import file_sha256, load_face_model
+from inference.perception.landmarks import N_LANDMARKS
 
 from . import losses
 from .adapters import RealData
-from .config import ConfigError, TrainConfig, save_config, to_dict
+from .config import ConfigError, LossConfig, TrainConfig, save_config, to_dict
 from .data import retargeter_for, synthetic
 from .export import export
 from .flame_torch import TorchFlame
-from .io import write_with
 from .model import Encoder
 from .synthetic import PROTOTYPES, Batch
 
@@ -83,8 +83,9 @@ def _landmark_points(model_path: str, config: TrainConfig) -> tuple[np.ndarray, 
     """The trained model's surface points for MediaPipe's landmarks (see losses.landmark_consistency)."""
     retargeter = retargeter_for(model_path, config.data)
     if retargeter is None:  # the open head: landmark i is vertex i
-        ids = np.arange(478)
-        return np.repeat(ids[:, None], 3, axis=1), np.tile([1.0, 0.0, 0.0], (478, 1)).astype(np.float32), ids
+        ids = np.arange(N_LANDMARKS)
+        return (np.repeat(ids[:, None], 3, axis=1), np.tile([1.0, 0.0, 0.0], (N_LANDMARKS, 1)).astype(np.float32),
+                ids)
     target = retargeter.correspondence.target
     return target.vertices, target.weights.astype(np.float32), target.labels
 
@@ -119,7 +120,7 @@ def _rank() -> tuple[int, int]:
 
 def _jaw_open_sign(model_path: str) -> float:
     """+1 if a positive x rotation of the jaw opens the mouth (moves the chin down), else -1."""
-    from inference.forward import forward
+    from inference.head.forward import forward
 
     model = load_face_model(model_path)
     pose = np.zeros((5, 3))
@@ -129,19 +130,26 @@ def _jaw_open_sign(model_path: str) -> float:
     return 1.0 if moved[chin, 1] < 0 else -1.0
 
 
-def train(config: TrainConfig, log: Any = print) -> dict[str, Any]:
-    if os.environ.get("WORLD_SIZE", "1") != "1" and not dist.is_initialized():
-        dist.init_process_group("nccl" if resolve_device(config.device) == "cuda" else "gloo")
-    rank, world = _rank()
-    torch.manual_seed(config.seed)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    device = torch.device(resolve_device(config.device))
+@dataclasses.dataclass
+class Setup:
+    """Everything a run trains on, assembled once: this process's shard of the data, the model
+    and the fixed tensors its losses need."""
+
+    model_path: str
+    face_model: Any
+    data: dict[str, torch.Tensor]  # this rank's rows, the synthetic layout (labels masked where missing)
+    val_set: Batch
+    flame: TorchFlame
+    points: tuple[torch.Tensor, ...]  # the model's surface points for MediaPipe's landmarks
+    prototypes: torch.Tensor  # (8, n_expr)
+
+
+def assemble(config: TrainConfig, device: torch.device, rank: int, world: int, log: Any) -> Setup:
+    """The synthetic train and validation sets plus any real sources, sharded by rank."""
     model_path = str(HEAD_FILE) if config.face_model == "default" else config.face_model
     face_model = load_face_model(model_path)
     out = Path(config.out)
     started = time.perf_counter()
-
     train_set = synthetic(model_path, config.data.train_samples, config.seed, config.data, out / "cache")
     val_set = synthetic(model_path, config.data.val_samples, config.seed + 1, config.data, out / "cache")
     log(f"data: {len(train_set.features)} train, {len(val_set.features)} val faces "
@@ -151,20 +159,46 @@ def train(config: TrainConfig, log: Any = print) -> dict[str, Any]:
         extra = _real_tensors(source, data)
         data = {name: torch.cat([data[name], extra[name]]) for name in data}
     shard = torch.arange(rank, len(data["features"]), world)
-    data = {name: value[shard] for name, value in data.items()}
+    return Setup(model_path, face_model, {name: value[shard] for name, value in data.items()}, val_set,
+                 TorchFlame(face_model).to(device),
+                 tuple(torch.as_tensor(a).to(device) for a in _landmark_points(model_path, config)),
+                 torch.as_tensor(_prototypes(model_path, config)).float().to(device))
 
-    encoder = Encoder(data["features"].shape[1], face_model.n_expr, config.model.hidden, config.model.layers,
-                      config.model.dropout, _jaw_open_sign(model_path)).to(device)
-    encoder.set_normalisation(data["features"].mean(0), data["features"].std(0))
-    flame = TorchFlame(face_model).to(device)
-    points = tuple(torch.as_tensor(a).to(device) for a in _landmark_points(model_path, config))
-    prototypes = torch.as_tensor(_prototypes(model_path, config)).float().to(device)  # (8, n_expr)
 
+def step_losses(net: torch.nn.Module, batch: dict[str, torch.Tensor], setup: Setup,
+                anchor: Encoder | None) -> dict[str, torch.Tensor]:
+    """One batch's named loss terms (stage two when `anchor` is given); `weighted` sums them."""
+    pred = dict(zip(("expression", "jaw", "eyelids", "gaze", "emotion_logits", "intensity"),
+                    net(batch["features"]), strict=True))
+    observed = batch["features"][:, : N_LANDMARKS * 3].reshape(-1, N_LANDMARKS, 3)
+    terms = {name: losses.masked_mean(value, batch["has_params"])
+             for name, value in losses.direct_3d(pred, batch, setup.flame).items()}
+    terms["landmarks_2d"] = losses.landmark_consistency(pred, observed, setup.flame, setup.points,  # type: ignore[arg-type]
+                                                        batch["shape"]).mean()
+    if anchor is not None:
+        emotion_terms = losses.emotion(pred["emotion_logits"], pred["intensity"], pred["expression"],
+                                       batch["emotion"], batch["intensity"], setup.prototypes)
+        terms.update({name: losses.masked_mean(value, batch["has_emotion"]) for name, value in emotion_terms.items()})
+        with torch.no_grad():
+            anchored = anchor(batch["features"])[0]
+        terms["anchor"] = (pred["expression"] - anchored).square().mean()
+    return terms
+
+
+def weighted(terms: dict[str, torch.Tensor], weights: LossConfig) -> torch.Tensor:
+    """The loss: each term times the config's weight of the same name."""
+    return sum((getattr(weights, name) * value for name, value in terms.items()),
+               start=torch.zeros((), device=next(iter(terms.values())).device))
+
+
+def fit(config: TrainConfig, encoder: Encoder, setup: Setup, device: torch.device, rank: int, world: int,
+        log: Any) -> list[dict[str, float]]:
+    """The two-stage loop; returns the mean of each loss term per epoch."""
+    data = setup.data
     net: torch.nn.Module = encoder
     if world > 1:
         # Stage one leaves the emotion branch unused; DDP must not wait for its gradients.
         net = torch.nn.parallel.DistributedDataParallel(encoder, find_unused_parameters=True)
-    weights = config.loss
     anchor: Encoder | None = None
     history = []
     total_epochs = config.stage1_epochs + config.stage2_epochs
@@ -191,30 +225,9 @@ def train(config: TrainConfig, log: Any = print) -> dict[str, Any]:
         sums: dict[str, float] = {}
         for step in range(steps_per_epoch):
             index = order[step * config.batch_size:(step + 1) * config.batch_size]
-            batch = {name: value[index] for name, value in data.items()}
-            pred = dict(zip(("expression", "jaw", "eyelids", "gaze", "emotion_logits", "intensity"),
-                            net(batch["features"]), strict=True))
-            observed = batch["features"][:, : 478 * 3].reshape(-1, 478, 3)
-            terms = {name: losses.masked_mean(value, batch["has_params"])
-                     for name, value in losses.direct_3d(pred, batch, flame).items()}
-            terms["landmarks_2d"] = losses.landmark_consistency(pred, observed, flame, points,  # type: ignore[arg-type]
-                                                                batch["shape"]).mean()
-            loss = (weights.params * terms["params"] + weights.vertices * terms["vertices"]
-                    + weights.jaw * terms["jaw"] + weights.eyelids * terms["eyelids"] + weights.gaze * terms["gaze"]
-                    + weights.landmarks_2d * terms["landmarks_2d"])
-            if stage_two:
-                assert anchor is not None
-                emotion_terms = losses.emotion(pred["emotion_logits"], pred["intensity"], pred["expression"],
-                                               batch["emotion"], batch["intensity"], prototypes)
-                terms.update({name: losses.masked_mean(value, batch["has_emotion"])
-                              for name, value in emotion_terms.items()})
-                with torch.no_grad():
-                    anchored = anchor(batch["features"])[0]
-                terms["anchor"] = (pred["expression"] - anchored).square().mean()
-                loss = loss + (weights.emotion * terms["emotion"] + weights.intensity * terms["intensity"]
-                               + weights.exaggeration * terms["exaggeration"] + weights.anchor * terms["anchor"])
+            terms = step_losses(net, {name: value[index] for name, value in data.items()}, setup, anchor)
             optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            weighted(terms, config.loss).backward()
             optimiser.step()
             schedule.step()
             for name, value in terms.items():
@@ -224,15 +237,32 @@ def train(config: TrainConfig, log: Any = print) -> dict[str, Any]:
         if rank == 0:
             log(f"epoch {epoch + 1}/{total_epochs} ({'stage 2' if stage_two else 'stage 1'}): "
                 + ", ".join(f"{k} {v:.4f}" for k, v in means.items()))
+    return history
 
-    metrics = evaluate(encoder, val_set, face_model, device)
+
+def train(config: TrainConfig, log: Any = print) -> dict[str, Any]:
+    if os.environ.get("WORLD_SIZE", "1") != "1" and not dist.is_initialized():
+        dist.init_process_group("nccl" if resolve_device(config.device) == "cuda" else "gloo")
+    rank, world = _rank()
+    torch.manual_seed(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = torch.device(resolve_device(config.device))
+    started = time.perf_counter()
+    setup = assemble(config, device, rank, world, log)
+    features = setup.data["features"]
+    encoder = Encoder(features.shape[1], setup.face_model.n_expr, config.model.hidden, config.model.layers,
+                      config.model.dropout, _jaw_open_sign(setup.model_path)).to(device)
+    encoder.set_normalisation(features.mean(0), features.std(0))
+    history = fit(config, encoder, setup, device, rank, world, log)
+
+    metrics = evaluate(encoder, setup.val_set, setup.face_model, device)
     metrics["train_seconds"] = time.perf_counter() - started
     if rank == 0:
         from .real_photos import real_photo_metrics
 
-        metrics.update(real_photo_metrics(encoder, face_model.expression_names))
-    if rank == 0:
-        _write_outputs(config, encoder, val_set, model_path, metrics, history)
+        metrics.update(real_photo_metrics(encoder, setup.face_model.expression_names))
+        _write_outputs(config, encoder, setup.val_set, setup.model_path, metrics, history)
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
@@ -273,10 +303,9 @@ def _write_outputs(config: TrainConfig, encoder: Encoder, val_set: Batch, model_
     face = load_face_model(model_path)
     metadata = {
         "normalisation": "built into the graph: (features - mean) / std, see training/model.py",
-        "features": "inference.features.encoder_features",
+        "features": "inference.expression.features.encoder_input",
         "face_model": {"name": face.name, "file": Path(model_path).name, "sha256": file_sha256(model_path),
                        "n_expr": face.n_expr, "expression_names": list(face.expression_names)},
-        "emotion_labels": list(EMOTIONS),
         "config": dataclasses.asdict(config),
         "metrics": metrics,
         "history": history,

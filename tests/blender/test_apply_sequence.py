@@ -17,7 +17,7 @@ from conftest import MODULE, scene_state
 from sequence_fixtures import blank_frame, moving_frame, write_folder, write_video
 from test_reconstruct import add_default_head, fcurves, keyed
 
-from inference.reconstruct import INTENSITY_PROPERTY, PREDICTED_INTENSITY_PROPERTY, weight_property
+from inference.retarget.plan import INTENSITY_PROPERTY, PREDICTED_INTENSITY_PROPERTY, weight_property
 
 bpy = pytest.importorskip("bpy")
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from conftest import MODULE
 
-from inference.blendshapes import ARKIT_NAMES
-from inference.default_head import EXPRESSION_UNITS, load_default_head
-from inference.forward import forward, rodrigues
-from inference.rig import FLAME_TO_BLENDER, flame_pose_to_bone_quaternions
+from inference.head.default_head import EXPRESSION_UNITS, load_default_head
+from inference.head.forward import forward, rodrigues
+from inference.head.rig import FLAME_TO_BLENDER, flame_pose_to_bone_quaternions
+from inference.perception.blendshapes import ARKIT_NAMES
 
 bpy = pytest.importorskip("bpy")
 

@@ -11,9 +11,9 @@ import pytest
 from conftest import scene_state
 from flame_fixtures import write_flame_npz
 
-from inference.face_model import JOINT_NAMES, FaceModel, load_face_model
-from inference.forward import forward, rodrigues
-from inference.rig import FLAME_TO_BLENDER, flame_pose_to_bone_quaternions, joint_offset_prop, quaternion_to_matrix
+from inference.head.face_model import JOINT_NAMES, FaceModel, load_face_model
+from inference.head.forward import forward, rodrigues
+from inference.head.rig import FLAME_TO_BLENDER, flame_pose_to_bone_quaternions, joint_offset_prop, quaternion_to_matrix
 
 bpy = pytest.importorskip("bpy")
 

@@ -15,13 +15,13 @@ import pytest
 from conftest import MODULE, scene_state
 from retarget_fixtures import default_embedding_ids, open_head_embedding, write_embedding
 
-from inference.default_head import landmarks, load_default_head
-from inference.emotions import EMOTIONS
-from inference.encoder import MODEL_FILE
-from inference.face_model import load_face_model
-from inference.forward import forward
-from inference.reconstruct import INTENSITY_PROPERTY, PREDICTED_INTENSITY_PROPERTY, weight_property
-from inference.rig import BONE_AXES, FLAME_TO_BLENDER
+from inference.expression.emotions import EMOTIONS
+from inference.expression.encoder import MODEL_FILE
+from inference.head.default_head import landmarks, load_default_head
+from inference.head.face_model import load_face_model
+from inference.head.forward import forward
+from inference.head.rig import BONE_AXES, FLAME_TO_BLENDER
+from inference.retarget.plan import INTENSITY_PROPERTY, PREDICTED_INTENSITY_PROPERTY, weight_property
 
 bpy = pytest.importorskip("bpy")
 

@@ -94,3 +94,27 @@ def fcurve_keys(frames: np.ndarray, values: np.ndarray, names: list[str], *, int
         curves.append(FCurveKeys(name=name, co=co, interpolation=np.full(count, INTERPOLATION[interpolation], np.int32),
                                  handles=np.full(count, HANDLE_TYPES[handle_type], np.int32)))
     return curves
+
+
+# The point attributes a merge reads and writes, with their widths and dtypes (foreach_get/set's).
+KEY_ATTRIBUTES = (("co", 2, np.float32), ("interpolation", 1, np.int32), ("handle_left_type", 1, np.int32),
+                  ("handle_right_type", 1, np.int32), ("handle_left", 2, np.float32), ("handle_right", 2, np.float32))
+
+
+def merge_keys(old: dict[str, np.ndarray], keys: FCurveKeys, first: float, last: float) -> dict[str, np.ndarray]:
+    """An F-curve's points after keying `keys` over scene frames `first`..`last` (inclusive): the
+    `old` points (flat arrays by `KEY_ATTRIBUTES` name, as `foreach_get` reads them) outside that
+    range are kept with their interpolation and handles, the new keys replace the rest, all sorted
+    by frame (stable: an old key and a new one on the same frame keep that order). New keys'
+    handles are their own positions, which `fcurve.update()` recomputes."""
+    new = {"co": keys.co, "interpolation": keys.interpolation, "handle_left_type": keys.handles,
+           "handle_right_type": keys.handles, "handle_left": keys.co, "handle_right": keys.co}
+    if not len(old.get("interpolation", ())):
+        return new
+    frames = old["co"][0::2]
+    keep = (frames < first - 1e-3) | (frames > last + 1e-3)
+    merged = {name: np.concatenate([old[name][np.repeat(keep, width)], new[name]])
+              for name, width, _ in KEY_ATTRIBUTES}
+    order = np.argsort(merged["co"][0::2], kind="stable")
+    pairs = np.stack([2 * order, 2 * order + 1], axis=1).ravel()
+    return {name: merged[name][pairs if width == 2 else order] for name, width, _ in KEY_ATTRIBUTES}

@@ -19,9 +19,9 @@ import numpy as np
 from .crop import Roi, pad_square, unproject, warp
 from .runtime import create_session
 
-MODEL_FILE = Path(__file__).resolve().parent / "models" / "face_landmarks_detector.onnx"
+MODEL_FILE = Path(__file__).resolve().parent.parent / "models" / "face_landmarks_detector.onnx"
 INPUT_SIZE = 256
-NUM_LANDMARKS = 478
+N_LANDMARKS = 478
 
 
 class FaceLandmarkNetwork:
@@ -34,14 +34,14 @@ class FaceLandmarkNetwork:
 
     def run(self, image: np.ndarray, rois: Sequence[Roi]) -> tuple[np.ndarray, np.ndarray]:
         if not rois:
-            return np.zeros((0, NUM_LANDMARKS, 3)), np.zeros(0)
+            return np.zeros((0, N_LANDMARKS, 3)), np.zeros(0)
         # The network input is square: a non-square ROI is letterboxed, which equals cropping a
         # square ROI grown on its short side.
         squares = [pad_square(roi) for roi in rois]
         size = (INPUT_SIZE, INPUT_SIZE)
         batch = np.stack([warp(image, roi, size) for roi in squares]).astype(np.float32) * (1 / 255)
         points, logits = self.session.run(self._outputs, {self._input: batch})
-        points = points.reshape(len(rois), NUM_LANDMARKS, 3)
+        points = points.reshape(len(rois), N_LANDMARKS, 3)
         presence = 1.0 / (1.0 + np.exp(-np.clip(logits.reshape(-1).astype(np.float64), -100.0, 100.0)))
         landmarks = np.stack([unproject(p, roi, size) for p, roi in zip(points, squares, strict=True)])
         return landmarks, presence

@@ -4,7 +4,7 @@
 `pipeline.start(source, cache_dir=...)` returns a `SequenceJob` that the caller advances with
 `job.step(budget_s)` (a Blender timer tick, or a worker thread) until it reports done, and may
 `cancel()`; `pipeline.run(...)` does it all at once. Each frame goes through `Tracker` (video
-mode), `encoder_features`, and the encoder in batches. The raw result (gaps as NaN, nothing
+mode), `encoder_input`, and the encoder in batches. The raw result (gaps as NaN, nothing
 smoothed) is cached in an `.npz` keyed by the source's identity and the encoder's sha256, so
 re-applying with other gap or smoothing settings, or onto another head, reads the cache and runs
 no network; `SequenceResult.processed(...)` applies those settings. Must not import bpy and must
@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable
@@ -27,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CacheError
-from .features import FEATURE_VERSION, encoder_features
+from ..errors import CacheError
+from ..expression.features import FEATURE_VERSION, encoder_input
+from ..files import write_with
 from .frames import FrameSource
 from .smoothing import OneEuroSettings, fill_gaps, one_euro
 
@@ -76,7 +76,7 @@ class SequenceResult:
     def expression_at(self, row: int) -> Any:
         """Row `row` as the encoder's `Expression` (what photo mode produces), so per-frame planning
         such as `reconstruct.plan` or retargeting takes a sequence frame as it takes a photo."""
-        from .encoder import Expression
+        from ..expression.encoder import Expression
 
         probs = self.emotion_probs[row].astype(np.float64)
         return Expression(
@@ -159,7 +159,7 @@ class SequenceResult:
 def load_result(path: str | os.PathLike[str]) -> SequenceResult:
     """A result written by `save_result` (or the command line's `--out`). Raises `SequenceError`
     naming the file when it is missing or not such a file."""
-    from .errors import SequenceError
+    from ..errors import SequenceError
 
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -177,20 +177,16 @@ def save_result(result: SequenceResult, path: str | os.PathLike[str]) -> Path:
 
 
 def write_npz(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> Path:
-    """Write an .npz atomically: a temporary file in the same folder, then a rename, so a reader
-    (or a crash half-way) never sees a half-written file."""
+    """Write an .npz atomically (`files.write_with`), so a reader (or a crash half-way) never sees a
+    half-written file; raises `CacheError` naming it when it cannot be written."""
     path = Path(path)
+
+    def save(temporary: Path) -> None:
+        with temporary.open("wb") as stream:
+            np.savez(stream, **arrays)  # type: ignore[arg-type]
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                np.savez(stream, **arrays)  # type: ignore[arg-type]
-            os.chmod(temporary, 0o644)  # mkstemp makes it private; a cache is shared like any output
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_with(path, save)
     except OSError as error:
         raise CacheError(path, f"cannot be written ({error.strerror or error}).") from error
     return path
@@ -203,8 +199,8 @@ class SequencePipeline:
 
     def __init__(self, *, face: int = 0, perception: Any = None, encoder: Any = None,
                  batch: int = ENCODER_BATCH) -> None:
-        from .encoder import ExpressionEncoder
-        from .perception import Perception
+        from ..expression.encoder import ExpressionEncoder
+        from ..perception.pipeline import Perception
 
         if face < 0:
             raise ValueError(f"face index {face} is not valid: 0 is the largest face.")
@@ -271,7 +267,7 @@ class SequenceJob:
 
     def __init__(self, pipeline: SequencePipeline, source: FrameSource,
                  cache_dir: str | os.PathLike[str] | None, cached: SequenceResult | None = None) -> None:
-        from .perception import Tracker
+        from ..perception.pipeline import Tracker
 
         self.pipeline, self.source, self.cache_dir = pipeline, source, cache_dir
         self.total = source.total
@@ -358,9 +354,7 @@ class SequenceJob:
             self._found.append(present)
             self._unreadable.append(False)
             if present:
-                face = perceived.faces[face_index]
-                scores = np.fromiter(face.blendshapes.values(), dtype=np.float64, count=len(face.blendshapes))
-                self._features.append(encoder_features(face.landmarks_px, scores, perceived.width, perceived.height))
+                self._features.append(encoder_input(perceived.faces[face_index]))
         if len(self._numbers) >= self.pipeline.batch:
             self._flush()
 
@@ -387,7 +381,7 @@ class SequenceJob:
         self._flush()
         if not self._chunks:
             # Every selected frame lay past the end of the video.
-            from .errors import SequenceError
+            from ..errors import SequenceError
 
             raise SequenceError(self.source.path, "has no frames in the selected range.", kind="Video")
         joined: dict[str, Any] = {name: np.concatenate([c[name] for c in self._chunks]) for name in self._chunks[0]}

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .default_head import ARKIT_TO_PARAMS, EYE_L, EYE_R, JAW, ArkitMapping, HeadParams
-from .encoder import Expression
-from .errors import FieldsError
-from .rig import BONE_AXES
+from ..errors import FieldsError
+from ..expression.encoder import Expression, FaceModelContract
+from ..head.default_head import ARKIT_TO_PARAMS, EYE_L, EYE_R, JAW, ArkitMapping, HeadParams
+from ..head.rig import BONE_AXES
 
 PARTS = ("expression", "jaw", "eyelids", "gaze")
 INTENSITY_PROPERTY = "fields_intensity"
@@ -54,7 +54,6 @@ class Plan:
     route: str  # "direct", "flame" or "arkit"
     weights: dict[str, float]  # shape-key name -> weight
     rotations: dict[str, np.ndarray] = field(default_factory=dict)  # bone -> (3,) axis-angle, bone-local
-    notes: list[str] = field(default_factory=list)
 
 
 def weight_property(name: str) -> str:
@@ -120,7 +119,7 @@ def arkit_part(unit: str) -> str:
     return "eyelids" if kind[0] == "eyelid" else "expression"
 
 
-def plan(expression: Expression, face_model: dict, target: Target, parts: Iterable[str], *,
+def plan(expression: Expression, face_model: FaceModelContract, target: Target, parts: Iterable[str], *,
          arkit: Callable[[], ArkitMapping] | None = None,
          retarget: Callable[[HeadParams], tuple[dict[str, float], np.ndarray, np.ndarray]] | None = None) -> Plan:
     """The plan for `target`. `face_model` is the encoder's (`ExpressionEncoder.face_model`).
@@ -128,16 +127,16 @@ def plan(expression: Expression, face_model: dict, target: Target, parts: Iterab
     source parameters to a FLAME target's ({key name: expression value}, pose (5, 3), eyelids) and is needed only
     for the FLAME route: the caller builds it from the files the artist set. Raises
     ReconstructError when nothing of the target can be driven."""
-    from .retarget import match_arkit_names
+    from .arkit import match_arkit_names
 
     chosen = set(parts) & set(PARTS)
     if not chosen:
         raise ReconstructError("Nothing to apply: tick at least one of Expression, Jaw, Eyelids or Gaze.")
-    names = list(face_model["expression_names"])
+    names = list(face_model.expression_names)
     params = source_parameters(expression, names)
     keys = set(target.shape_keys)
-    same_model = (target.face_model == face_model["name"]
-                  and (not target.face_model_sha256 or target.face_model_sha256 == face_model["sha256"]))
+    same_model = (target.face_model == face_model.name
+                  and (not target.face_model_sha256 or target.face_model_sha256 == face_model.sha256))
     if same_model and set(names) <= keys:
         return Plan("direct", _flame_weights(chosen, names, params.expression, params.eyelids, target),
                     _bones_plan(chosen, params.pose, target))
@@ -158,7 +157,7 @@ def plan(expression: Expression, face_model: dict, target: Target, parts: Iterab
         raise ReconstructError(f"None of the {len(target.shape_keys)} shape keys of '{target.name}' is named "
                                "after an ARKit unit (e.g. jawOpen, eyeBlinkLeft) or the encoder's face model.")
     weights = arkit().from_params(params)
-    from .blendshapes import ARKIT_NAMES
+    from ..perception.blendshapes import ARKIT_NAMES
 
     return Plan("arkit", {matched[unit]: float(weights[i]) for i, unit in enumerate(ARKIT_NAMES)
                           if unit in matched and arkit_part(unit) in chosen})

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-MODELS = Path(__file__).resolve().parent / "models"
+MODELS = Path(__file__).resolve().parent.parent / "models"
 GEOMETRY_FILE = MODELS / "geometry_pipeline_metadata_landmarks.binarypb"
 
 

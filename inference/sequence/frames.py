@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ImageError, SequenceError
-from .image import load_image
+from ..errors import ImageError, SequenceError
+from ..perception.image import load_image
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",

@@ -16,7 +16,7 @@ import numpy as np
 
 from .runtime import create_session
 
-MODEL_FILE = Path(__file__).resolve().parent / "models" / "face_blendshapes.onnx"
+MODEL_FILE = Path(__file__).resolve().parent.parent / "models" / "face_blendshapes.onnx"
 
 # Apple's ARKit order (ARFaceAnchor.BlendShapeLocation); Left/Right are the subject's own sides.
 ARKIT_NAMES = (

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ImageError
+from ..errors import ImageError
 
 ImageSource = str | os.PathLike[str] | np.ndarray
 

@@ -1,36 +1,25 @@
-"""Retargeting: the encoder's face-model parameters carried onto another face model or rig.
+"""The FLAME route's solver: a source model's parameters carried onto another FLAME-format model.
 
 The encoder predicts parameters of one FLAME-format model (the source, e.g. the open head); the
-artist's head may be another (a real FLAME head, a re-parameterised basis, an ARKit-named rig).
-For FLAME-format targets, `Retargeter` solves the target's expression coefficients and jaw
-rotation that best reproduce the source's landmark displacement (source posed minus source
-neutral, both through the forward model) at corresponding surface points, by ridge-regularised
-least squares (Gauss-Newton for the jaw) over Gram blocks precomputed once, so a video frame costs
-a few small matrix products. Head rotation, gaze and (when both models have them) eyelids are copied, not solved.
-ARKit-named rigs are driven by name (`match_arkit_names`, `arkit_key_values`). Correspondences
-come from the open head's own layout (vertex i = MediaPipe landmark i), FLAME's
-`mediapipe_landmark_embedding.npz` (read with `allow_pickle=False`, every problem a
-`LandmarkEmbeddingError` naming the file) or a shared vertex order. Pure numpy: it must
-not import bpy, nor scipy (Blender has none), and it never guesses a name it cannot match.
+artist's head may be another (a real FLAME head, a re-parameterised basis). `Retargeter` solves the
+target's expression coefficients and jaw rotation that best reproduce the source's landmark
+displacement (source posed minus source neutral, both through the forward model) at corresponding
+surface points (`correspondence`), by ridge-regularised least squares (Gauss-Newton for the jaw)
+over Gram blocks precomputed once, so a video frame costs a few small matrix products. Head
+rotation, gaze and (when both models have them) eyelids are copied, not solved. Pure numpy: it
+must not import bpy, nor scipy (Blender has none).
 """
 
 from __future__ import annotations
 
 import math
-import os
-import re
-import zipfile
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from .blendshapes import ARKIT_NAMES
-from .default_head import N_LANDMARKS, ArkitMapping, HeadParams
-from .errors import LandmarkEmbeddingError
-from .face_model import JOINT_NAMES, FaceModel
+from ..head.face_model import JOINT_NAMES, FaceModel
+from .correspondence import Correspondence, SurfacePoints
 
 JAW = JOINT_NAMES.index("jaw")
 _JAW_FEATURES = slice(9 * (JAW - 1), 9 * JAW)  # the jaw's (R - I) entries among FLAME's 36 pose features
@@ -63,144 +52,6 @@ def _skew(x: float, y: float, z: float) -> np.ndarray:
 
 _GENERATORS = np.array([_skew(1.0, 0.0, 0.0), _skew(0.0, 1.0, 0.0), _skew(0.0, 0.0, 1.0)])
 
-
-# --------------------------------------------------------------------------------------------
-# Surface points and correspondences
-
-
-@dataclass(frozen=True)
-class SurfacePoints:
-    """Points on a mesh, each a barycentric combination of three vertices, named by `labels`
-    (MediaPipe landmark ids for landmark embeddings, vertex ids for vertex correspondences)."""
-
-    vertices: np.ndarray  # (N, 3) int64 vertex ids (a vertex point repeats its id)
-    weights: np.ndarray  # (N, 3) float64 barycentric coordinates
-    labels: np.ndarray  # (N,) int64
-
-    def __post_init__(self) -> None:
-        n = len(self.labels)
-        if self.vertices.shape != (n, 3) or self.weights.shape != (n, 3) or n == 0:
-            raise ValueError(f"surface points need (N, 3) vertices and weights and N labels, N > 0; got "
-                             f"{self.vertices.shape}, {self.weights.shape}, {self.labels.shape}")
-        if len(np.unique(self.labels)) != n:
-            raise ValueError("surface-point labels must be distinct")
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @classmethod
-    def at_vertices(cls, ids: Iterable[int] | np.ndarray, labels: Iterable[int] | np.ndarray | None = None
-                    ) -> SurfacePoints:
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        weights = np.zeros((len(ids), 3))
-        weights[:, 0] = 1.0
-        return cls(np.repeat(ids[:, None], 3, axis=1), weights,
-                   ids.copy() if labels is None else np.asarray(labels, dtype=np.int64).reshape(-1))
-
-    def positions(self, vertices: np.ndarray) -> np.ndarray:
-        """The points (N, 3) on a mesh with these vertex positions (V, 3)."""
-        return np.einsum("nk,nkd->nd", self.weights, vertices[self.vertices])
-
-    def select(self, labels: np.ndarray) -> SurfacePoints:
-        """The points named `labels`, in that order (every label must be present)."""
-        order = {int(label): i for i, label in enumerate(self.labels)}
-        rows = np.array([order[int(label)] for label in labels], dtype=np.int64)
-        return SurfacePoints(self.vertices[rows], self.weights[rows], self.labels[rows])
-
-    def check(self, model: FaceModel, role: str) -> None:
-        if self.vertices.min() < 0 or self.vertices.max() >= model.n_verts:
-            raise ValueError(f"the {role} points refer to vertices outside 0..{model.n_verts - 1} of "
-                             f"'{model.name}'")
-
-
-def open_head_landmarks(ids: Iterable[int] | np.ndarray | None = None) -> SurfacePoints:
-    """MediaPipe landmarks on the open head, where vertex i is landmark i (all 478 by default)."""
-    ids = np.arange(N_LANDMARKS) if ids is None else np.asarray(ids, dtype=np.int64).reshape(-1)
-    if ids.size and (ids.min() < 0 or ids.max() >= N_LANDMARKS):
-        raise ValueError(f"MediaPipe landmark ids run from 0 to {N_LANDMARKS - 1}")
-    return SurfacePoints.at_vertices(ids)
-
-
-EMBEDDING_KEYS = ("lmk_face_idx", "lmk_b_coords", "landmark_indices")
-
-
-def load_mediapipe_embedding(path: str | os.PathLike[str], model: FaceModel) -> SurfacePoints:
-    """FLAME's `mediapipe_landmark_embedding.npz` (metrical-tracker, SMIRK) as points on `model`:
-    `lmk_face_idx` (N,) faces of `model.faces`, `lmk_b_coords` (N, 3) barycentric coordinates,
-    `landmark_indices` (N,) the MediaPipe ids they stand for. Raises LandmarkEmbeddingError."""
-    path = Path(path)
-    if not path.is_file():
-        raise LandmarkEmbeddingError(path, "does not exist" if not path.exists() else "is not a file")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise LandmarkEmbeddingError(path, "is a single array, not an .npz archive of named arrays")
-        with loaded as archive:
-            missing = [key for key in EMBEDDING_KEYS if key not in archive.files]
-            if missing:
-                raise LandmarkEmbeddingError(path, f"lacks the key(s) {', '.join(missing)} (it holds "
-                                                   f"{', '.join(archive.files) or 'nothing'})")
-            faces, bary, ids = (archive[key] for key in EMBEDDING_KEYS)
-    except ValueError as exc:  # object arrays would need pickle, which is never allowed
-        raise LandmarkEmbeddingError(path, f"holds data that cannot be read safely ({exc})") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise LandmarkEmbeddingError(path, f"is truncated or not an .npz archive ({exc})") from None
-
-    n = len(faces) if faces.ndim == 1 else -1
-    if n <= 0 or bary.shape != (n, 3) or ids.shape != (n,):
-        raise LandmarkEmbeddingError(path, f"has arrays of shapes lmk_face_idx {faces.shape}, lmk_b_coords "
-                                           f"{bary.shape}, landmark_indices {ids.shape}; expected (N,), (N, 3), (N,)")
-    if not (np.issubdtype(faces.dtype, np.integer) and np.issubdtype(ids.dtype, np.integer)):
-        raise LandmarkEmbeddingError(path, f"has non-integer indices ({faces.dtype}, {ids.dtype})")
-    if not np.issubdtype(bary.dtype, np.floating) or not np.all(np.isfinite(bary)):
-        raise LandmarkEmbeddingError(path, "has barycentric coordinates that are not finite numbers")
-    if not np.allclose(bary.sum(axis=1), 1.0, atol=1e-3):
-        raise LandmarkEmbeddingError(path, "has barycentric coordinates whose rows do not sum to 1")
-    faces, ids = faces.astype(np.int64), ids.astype(np.int64)
-    if faces.min() < 0 or faces.max() >= len(model.faces):
-        raise LandmarkEmbeddingError(path, f"refers to faces outside 0..{len(model.faces) - 1} of '{model.name}' "
-                                           f"(it was made for another mesh)")
-    if ids.min() < 0 or ids.max() >= N_LANDMARKS or len(np.unique(ids)) != n:
-        raise LandmarkEmbeddingError(path, "has landmark_indices that are not distinct MediaPipe ids "
-                                           f"0..{N_LANDMARKS - 1}")
-    return SurfacePoints(model.faces[faces].astype(np.int64), bary.astype(np.float64), ids)
-
-
-@dataclass(frozen=True)
-class Correspondence:
-    """The same N surface points on the source model and on the target model, row for row."""
-
-    source: SurfacePoints
-    target: SurfacePoints
-
-    def __post_init__(self) -> None:
-        if len(self.source) != len(self.target):
-            raise ValueError(f"{len(self.source)} source points but {len(self.target)} target points")
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    @classmethod
-    def by_label(cls, source: SurfacePoints, target: SurfacePoints) -> Correspondence:
-        """Pair the points both sides name alike (e.g. the MediaPipe ids both embed), in the target's order."""
-        common = np.array([label for label in target.labels if label in set(source.labels.tolist())], dtype=np.int64)
-        if len(common) == 0:
-            raise ValueError("the source and target points share no label")
-        return cls(source.select(common), target.select(common))
-
-    @classmethod
-    def open_head_to_flame(cls, embedding_path: str | os.PathLike[str], target: FaceModel) -> Correspondence:
-        """From the open head (landmark i = vertex i) to a FLAME head through its MediaPipe embedding."""
-        return cls.by_label(open_head_landmarks(), load_mediapipe_embedding(embedding_path, target))
-
-    @classmethod
-    def shared_vertices(cls, source_ids: Iterable[int] | np.ndarray,
-                        target_ids: Iterable[int] | np.ndarray | None = None) -> Correspondence:
-        """Vertex `source_ids[i]` of the source is vertex `target_ids[i]` of the target (the same ids
-        when the two models share their vertex order)."""
-        source_ids = np.asarray(source_ids, dtype=np.int64).reshape(-1)
-        target_ids = source_ids if target_ids is None else np.asarray(target_ids, dtype=np.int64).reshape(-1)
-        return cls(SurfacePoints.at_vertices(source_ids), SurfacePoints.at_vertices(target_ids, labels=source_ids))
 
 
 # --------------------------------------------------------------------------------------------
@@ -479,11 +330,6 @@ class Retargeter:
         result = flat @ self._fixed + turned @ self._turning.reshape(flat.shape[1], -1)
         return result.reshape(residuals.shape[:-2] + (-1,))
 
-    def target_points(self, result: RetargetResult) -> np.ndarray:
-        """The target's corresponding points (N, 3) under `result` (head rotation and gaze left out)."""
-        return self._target.evaluate(expression=result.expression, jaw=result.pose[JAW], eyelids=result.eyelids)
-
-
 def cholesky_solve(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     """x with matrix @ x = rhs for a symmetric positive definite matrix, by Cholesky and two
     substitutions. Not `numpy.linalg.solve`: its LU took 7.5 ms on a 103-square system on a busy
@@ -513,98 +359,3 @@ def _mean_positive(values: np.ndarray) -> float:
     # A basis no point sees has zero energy; a floor keeps its coefficients pinned at 0.
     positive = values[values > 0]
     return float(positive.mean()) if positive.size else 1.0
-
-
-# --------------------------------------------------------------------------------------------
-# ARKit-named rigs
-
-_SEPARATORS = re.compile(r"[ _.\-]")
-# A side suffix: "Left"/"Right" with or without a separator (eyeBlinkLeft, eyeBlink_left), or a
-# lone L/R after a separator (eyeBlink_L, eyeBlink.L). A bare trailing l/r (mouthFunnel) is not one.
-_SIDE = re.compile(r"^(?P<base>.+?)(?:[ _.\-]?(?P<word>left|right)|[ _.\-](?P<letter>[lr]))$", re.IGNORECASE)
-_SIDE_ONLY = re.compile(r"^(left|right|l|r)$", re.IGNORECASE)
-
-
-def arkit_key(name: str) -> tuple[str, str] | None:
-    """The (base, side) a shape-key name stands for, side in {"", "left", "right"}; None if empty.
-
-    Accepted, and nothing else: an optional namespace before the last ':' and before the last '.'
-    (`Face.`, `blendShape1.`, `head:`; a final `.L`/`.R` is a side, not a namespace) is dropped;
-    a side suffix is `Left`/`Right` (any case, optionally after one of ` _.-`) or `L`/`R` after one
-    of those separators; the rest is compared with separators removed and case folded. So
-    `eyeBlinkLeft`, `EyeBlinkLeft`, `eye_blink_L`, `EYE-BLINK-LEFT`, `Face.eyeBlink.L` all give
-    ("eyeblink", "left"). Side-first forms (`L_eyeBlink`), numbered copies (`jawOpen.001`) and
-    abbreviations are not accepted."""
-    core = name.strip().rsplit(":", 1)[-1]
-    parts = core.split(".")
-    if len(parts) >= 2 and _SIDE_ONLY.match(parts[-1]):
-        core = f"{parts[-2]}_{parts[-1]}"
-    else:
-        core = parts[-1]
-    side = ""
-    match = _SIDE.match(core)
-    if match:
-        core = match.group("base")
-        side = "left" if (match.group("word") or match.group("letter")).lower()[0] == "l" else "right"
-    base = _SEPARATORS.sub("", core).casefold()
-    return (base, side) if base else None
-
-
-_ARKIT_BY_KEY = {arkit_key(name): name for name in ARKIT_NAMES}
-assert len(_ARKIT_BY_KEY) == len(ARKIT_NAMES), "two ARKit names normalise alike"
-
-
-@dataclass(frozen=True)
-class ArkitMatch:
-    """How a rig's shape-key names line up with the 52 ARKit units."""
-
-    matched: dict[str, str]  # ARKit name -> shape-key name
-    unmatched: tuple[str, ...]  # the rig's keys that name no ARKit unit (left alone)
-    missing: tuple[str, ...]  # ARKit units the rig has no key for
-    ambiguous: dict[str, tuple[str, ...]] = field(default_factory=dict)  # units claimed by several keys
-
-
-def match_arkit_report(shape_key_names: Sequence[str]) -> ArkitMatch:
-    """Match shape-key names to ARKit units (see `arkit_key` for what is accepted). When several keys
-    claim one unit, a key spelled exactly as ARKit spells it wins; otherwise the unit is reported as
-    ambiguous and left out, never guessed."""
-    claims: dict[str, list[str]] = {}
-    unmatched = []
-    for key_name in shape_key_names:
-        unit = _ARKIT_BY_KEY.get(arkit_key(key_name))
-        if unit is None:
-            unmatched.append(key_name)
-        else:
-            claims.setdefault(unit, []).append(key_name)
-    matched, ambiguous = {}, {}
-    for unit in ARKIT_NAMES:
-        names = claims.get(unit, [])
-        if len(names) == 1:
-            matched[unit] = names[0]
-        elif unit in names:
-            matched[unit] = unit
-        elif names:
-            ambiguous[unit] = tuple(names)
-    missing = tuple(unit for unit in ARKIT_NAMES if unit not in claims)
-    return ArkitMatch(matched, tuple(unmatched), missing, ambiguous)
-
-
-def match_arkit_names(shape_key_names: Sequence[str]) -> dict[str, str]:
-    """{ARKit name: shape-key name} for the keys of a rig that name ARKit units (see `arkit_key`)."""
-    return match_arkit_report(shape_key_names).matched
-
-
-def arkit_key_values(values: np.ndarray | Sequence[float] | HeadParams, matched: Mapping[str, str],
-                     mapping: ArkitMapping | None = None) -> dict[str, float]:
-    """{shape-key name: value} for an ARKit-named rig, from 52 ARKit weights (Apple's order) or from
-    the open head's parameters (`mapping` then converts them to ARKit weights). Units the rig lacks
-    are skipped; values are passed through unclamped (intensity may scale them past 1)."""
-    if isinstance(values, HeadParams):
-        if mapping is None:
-            raise ValueError("head parameters need the head's ArkitMapping to become ARKit weights")
-        weights = mapping.from_params(values)
-    else:
-        weights = np.asarray(values, dtype=np.float64).reshape(-1)
-        if weights.shape != (len(ARKIT_NAMES),):
-            raise ValueError(f"expected {len(ARKIT_NAMES)} ARKit weights, got {weights.shape[0]}")
-    return {matched[unit]: float(weights[i]) for i, unit in enumerate(ARKIT_NAMES) if unit in matched}

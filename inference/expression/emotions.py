@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .blendshapes import ARKIT_NAMES
+from ..perception.blendshapes import ARKIT_NAMES
 
 EMOTIONS = ("neutral", "happiness", "sadness", "surprise", "fear", "disgust", "anger", "contempt")
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .encoder import Expression
-from .reconstruct import INTENSITY_PROPERTY, PREDICTED_INTENSITY_PROPERTY, Plan, ReconstructError, weight_property
+from ..expression.encoder import Expression
+from ..retarget.plan import INTENSITY_PROPERTY, PREDICTED_INTENSITY_PROPERTY, Plan, ReconstructError, weight_property
 
 Column = tuple[str, int]  # (custom property, array index)
 
@@ -53,7 +53,7 @@ def sequence_channels(result: object, plan_frame: Callable[[Expression], Plan], 
     """Plan every row of the processed `result` (a `SequenceResult`) with `plan_frame` (the photo
     path's `plan` bound to the target and its loaders). Raises ReconstructError when no frame holds
     a face."""
-    from .sequence import PARAMETERS, SequenceResult
+    from .pipeline import PARAMETERS, SequenceResult
 
     assert isinstance(result, SequenceResult)
     t = len(result.frames)

@@ -3,8 +3,10 @@
 Reads FLAME 2020 `generic_model.pkl`, FLAME 2023 / 2023 Open pickles (through `safe_pickle`, so
 without chumpy and without running pickle code) and an `.npz` form with the same keys, plus the
 optional eyelid blendshapes (`l_eyelid.npy`, `r_eyelid.npy` beside the model, or keys of the
-`.npz`). Every problem is raised as `FaceModelError` naming the file. FLAME itself is never shipped:
-users bring their own file. This module must not import bpy.
+`.npz`), and for heads that have them, UVs (`vt` with per-corner indices `ft`, FLAME's texture
+layout) and a per-triangle part index (`face_parts` into `part_names`). Every problem is raised
+as `FaceModelError` naming the file. FLAME itself is never shipped: users bring their own file.
+This module must not import bpy.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import FaceModelError
 from . import safe_pickle
-from .errors import FaceModelError
 
 # FLAME's joints in order: parent of each, and the names the Blender rig gives their bones.
 JOINT_NAMES = ("root", "neck", "jaw", "eye.L", "eye.R")
@@ -215,6 +217,7 @@ def _build(raw: dict[str, object], path: Path) -> FaceModel:
             extras[key] = safe_pickle.to_array(raw[key])
         except ValueError:
             continue  # unknown extra keys (e.g. FLAME 2023 metadata) are not needed
+    _check_surface(extras, len(faces))
     return FaceModel(
         v_template=v_template,
         faces=faces.astype(np.int32),
@@ -231,6 +234,30 @@ def _build(raw: dict[str, object], path: Path) -> FaceModel:
         source=str(path),
         extras=extras,
     )
+
+
+def _check_surface(extras: dict[str, np.ndarray], n_faces: int) -> None:
+    if ("vt" in extras) != ("ft" in extras):
+        raise ValueError("UVs need both 'vt' and 'ft'")
+    if "ft" in extras:
+        vt, ft = extras["vt"], extras["ft"]
+        if vt.ndim != 2 or vt.shape[1] != 2 or ft.shape != (n_faces, 3) or not np.issubdtype(ft.dtype, np.integer):
+            raise ValueError(f"'vt' {vt.shape} and 'ft' {ft.shape} are not (T, 2) UVs and ({n_faces}, 3) indices")
+        if ft.min() < 0 or ft.max() >= len(vt) or not np.all(np.isfinite(vt)):
+            raise ValueError(f"'ft' refers to UVs outside 0..{len(vt) - 1}, or 'vt' is not finite")
+    if ("face_parts" in extras) != ("part_names" in extras):
+        raise ValueError("parts need both 'face_parts' and 'part_names'")
+    if "face_parts" in extras:
+        parts, names = extras["face_parts"], extras["part_names"]
+        if parts.shape != (n_faces,) or not np.issubdtype(parts.dtype, np.integer) or names.ndim != 1:
+            raise ValueError(f"'face_parts' has shape {parts.shape}, expected ({n_faces},) part indices")
+        if parts.min() < 0 or parts.max() >= len(names) or len(set(names.tolist())) != len(names):
+            raise ValueError(f"'face_parts' refers to parts outside the {len(names)} distinct 'part_names'")
+
+
+def face_uvs(model: FaceModel) -> np.ndarray | None:
+    """Per-corner UVs (F, 3, 2) of the triangles, or None for a head without UVs."""
+    return model.extras["vt"][model.extras["ft"]] if "ft" in model.extras else None
 
 
 def _names(raw: dict[str, object], key: str, count: int, prefix: str) -> tuple[str, ...]:

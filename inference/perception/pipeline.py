@@ -26,7 +26,7 @@ from .detector import MODEL_FILE as DETECTOR_FILE
 from .image import ImageSource, load_image
 from .landmarks import MODEL_FILE as LANDMARKS_FILE
 from .landmarks import FaceLandmarkNetwork
-from .pose import facial_transformation_matrix
+from .pose import metric_landmarks
 from .runtime import create_session, providers_in_use
 
 
@@ -37,10 +37,16 @@ class Face:
     bbox: np.ndarray  # (4,) x0, y0, x1, y1: the detector's box, or the landmarks' box when tracked
     score: float  # the detector's score, or the landmark network's presence score when tracked
     landmarks_px: np.ndarray  # (478, 3) x right, y down, z in pixels (negative towards the camera)
-    blendshapes: dict[str, float]  # MediaPipe's 52 names (`_neutral` and 51 ARKit units) -> [0, 1]
+    scores: np.ndarray  # (52,) blendshape scores in [0, 1], in `MEDIAPIPE_NAMES` order (`_neutral` first)
     matrix: np.ndarray  # (4, 4) canonical face (cm) -> camera space, MediaPipe's geometry pipeline
+    metric_landmarks: np.ndarray  # (478, 3) the landmarks lifted into camera space (cm) by the same solve
     presence: float  # the landmark network's face-presence probability
     roi: Roi  # the crop the landmarks came from
+
+    @property
+    def blendshapes(self) -> dict[str, float]:
+        """The scores by MediaPipe's names, for reading and JSON (the array is what code passes on)."""
+        return dict(zip(MEDIAPIPE_NAMES, map(float, self.scores), strict=True))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -119,11 +125,12 @@ class Perception:
                 continue
             if box is None:
                 box = np.concatenate([points[:, :2].min(axis=0), points[:, :2].max(axis=0)])
+            # The pose is solved once here; the encoder's input reuses both of its results.
+            metric, matrix = metric_landmarks(points, width, height)
             faces.append(Face(
                 bbox=np.asarray(box, dtype=np.float64), score=float(present if score is None else score),
-                landmarks_px=points,
-                blendshapes=dict(zip(MEDIAPIPE_NAMES, map(float, self.blendshapes.scores(points)), strict=True)),
-                matrix=facial_transformation_matrix(points, width, height), presence=float(present), roi=roi))
+                landmarks_px=points, scores=self.blendshapes.scores(points).astype(np.float64), matrix=matrix,
+                metric_landmarks=metric, presence=float(present), roi=roi))
         faces.sort(key=lambda f: -float((f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1])))
         return faces
 

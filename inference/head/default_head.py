@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .blendshapes import ARKIT_NAMES
+from ..perception.blendshapes import ARKIT_NAMES
+from ..perception.landmarks import N_LANDMARKS  # the head's first N_LANDMARKS vertices are MediaPipe's landmarks
 from .face_model import JOINT_NAMES, FaceModel, load_face_model
 
-HEAD_FILE = Path(__file__).resolve().parent / "models" / "fields_head.npz"
-N_LANDMARKS = 478  # MediaPipe's 468 mesh points + 10 iris points: the head's first 478 vertices
+HEAD_FILE = Path(__file__).resolve().parent.parent / "models" / "fields_head.npz"
 
 # Frontal orthographic "photo" the head is calibrated and judged under: 20 px per centimetre,
 # 512 x 512 pixels, image x = subject's left (a non-mirrored photo), image y down.
@@ -159,7 +159,7 @@ def referee_scores(
 
 def purity_table(network: object, model: FaceModel, mapping: ArkitMapping) -> list[UnitResponse]:
     """Drive each scored unit alone at weight 1 and compare the referee's scores with neutral."""
-    from .blendshapes import MEDIAPIPE_NAMES
+    from ..perception.blendshapes import MEDIAPIPE_NAMES
 
     scored = MEDIAPIPE_NAMES[1:]
     neutral = referee_scores(network, model, mapping)

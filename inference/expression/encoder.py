@@ -12,22 +12,41 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import FileProblem
-from .features import FEATURE_VERSION, encoder_features
-from .runtime import create_session, providers_in_use
+from ..errors import FileProblem
+from ..perception.runtime import create_session, providers_in_use
+from .features import FEATURE_VERSION, encoder_input
 
-MODEL_FILE = Path(__file__).resolve().parent / "models" / "encoder.onnx"
+if TYPE_CHECKING:
+    from ..perception.pipeline import Face
+
+MODEL_FILE = Path(__file__).resolve().parent.parent / "models" / "encoder.onnx"
 
 
 class EncoderFileError(FileProblem):
     def __init__(self, path: str | Path, problem: str) -> None:
         super().__init__(path, problem, kind="Encoder model")
+
+
+@dataclass(frozen=True)
+class FaceModelContract:
+    """The face model an encoder was trained for, as its metadata states it: what a plan needs to
+    tell whether a target is that model (name, sha256) and to read the prediction (names)."""
+
+    name: str
+    file: str  # the file's name, looked up beside the shipped models
+    sha256: str
+    expression_names: tuple[str, ...]
+
+    @classmethod
+    def from_metadata(cls, entry: dict[str, Any]) -> FaceModelContract:
+        return cls(str(entry["name"]), str(entry["file"]), str(entry["sha256"]),
+                   tuple(str(n) for n in entry["expression_names"]))
 
 
 @dataclass
@@ -41,7 +60,6 @@ class Expression:
     emotion: str
     emotion_probs: dict[str, float]
     intensity: float  # 0..1
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -66,7 +84,8 @@ class ExpressionEncoder:
             self.metadata = json.loads(metadata_path.read_text())
             expected = self.metadata["onnx_sha256"]
             names = [output["name"] for output in self.metadata["outputs"]]
-            self.expression_names = list(self.metadata["face_model"]["expression_names"])
+            self.face_model = FaceModelContract.from_metadata(self.metadata["face_model"])
+            self.expression_names = list(self.face_model.expression_names)
             self.emotions = list(self.metadata["emotions"])
         except (ValueError, KeyError, TypeError) as exc:
             raise EncoderFileError(metadata_path, f"is not FIELDS encoder metadata ({exc})") from None
@@ -77,7 +96,6 @@ class ExpressionEncoder:
             raise EncoderFileError(path, "does not match the checksum in its metadata (damaged or replaced)")
         self.session = create_session(data, intra_op_threads=threads)
         self.output_names = names
-        self.face_model = self.metadata["face_model"]
 
     @property
     def providers(self) -> list[str]:
@@ -110,9 +128,11 @@ class ExpressionEncoder:
             for i in range(len(batch))
         ]
 
-    def predict_face(self, landmarks_px: np.ndarray, blendshapes: np.ndarray, width: int, height: int) -> Expression:
-        return self.predict(encoder_features(landmarks_px, blendshapes, width, height))[0]
+    def predict_face(self, face: Face) -> Expression:
+        """One perceived face's prediction."""
+        return self.predict(encoder_input(face))[0]
 
     def describe(self) -> dict[str, Any]:
         return {"name": "FIELDS encoder", "sha256": self.metadata["onnx_sha256"],
-                "face_model": {k: self.face_model[k] for k in ("name", "file", "sha256")}}
+                "face_model": {"name": self.face_model.name, "file": self.face_model.file,
+                               "sha256": self.face_model.sha256}}

@@ -1,4 +1,8 @@
-"""Writing training outputs without ever leaving half a file: write beside, then rename."""
+"""Writing files without ever leaving half of one: write beside, then rename.
+
+The one atomic writer of the project: the sequence cache and `--out` files, training's
+checkpoints, ONNX and metadata, and the head tools all write through it, so a crash or a full disk
+never leaves a file a reader would take for whole. Must not import bpy."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ import numpy as np
 from .crop import Roi, warp
 from .runtime import create_session
 
-MODEL_FILE = Path(__file__).resolve().parent / "models" / "face_detector.onnx"
+MODEL_FILE = Path(__file__).resolve().parent.parent / "models" / "face_detector.onnx"
 INPUT_SIZE = 128
 # Whole images longer than this are shrunk (area averaging) before the 128 px bilinear letterbox.
 DETECT_MAX_SIDE = 1024
