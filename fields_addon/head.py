@@ -15,7 +15,6 @@ import bpy
 import numpy as np
 
 from ..inference.errors import FieldsError
-from ..inference.head.default_head import HEAD_FILE
 from ..inference.head.face_model import (
     JOINT_NAMES,
     N_POSE_FEATURES,
@@ -24,6 +23,7 @@ from ..inference.head.face_model import (
     file_sha256,
     load_face_model,
 )
+from ..inference.head.ict import ICT_HEAD_FILE
 from ..inference.head.rig import (
     FLAME_TO_BLENDER,
     bone_specs,
@@ -227,7 +227,7 @@ def build_head(context: bpy.types.Context, model: FaceModel, name: str = "FLAME 
 class FIELDS_OT_add_head(bpy.types.Operator):
     """Add a FLAME-rigged head: a mesh with expression and pose-corrective shape keys, skinned to
     FLAME's joints (root, neck, jaw, eyes), from the FLAME file set in the add-on's preferences, or
-    the open FIELDS head (ARKit-named shape keys) when none is set"""
+    the full ICT head (ARKit-named shape keys, teeth, eyes, identity keys) when none is set"""
 
     bl_idname = "fields.add_head"
     bl_label = "Add Head"
@@ -236,15 +236,15 @@ class FIELDS_OT_add_head(bpy.types.Operator):
     filepath: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="FLAME file",
         description="Face-model file to build from; empty uses the one in the add-on's preferences, "
-        "or the open FIELDS head when none is set there either",
+        "or the ICT head shipped with the add-on when none is set there either",
         subtype="FILE_PATH",
         options={"SKIP_SAVE"},
     )
     identity_keys: bpy.props.BoolProperty(  # type: ignore[valid-type]
         name="Identity shape keys",
-        description="Also add FLAME's identity components as shape keys (shape_000...), so the face "
-        "itself can be reshaped",
-        default=False,
+        description="Also add the head's identity components as shape keys (identity000... on the ICT "
+        "head, shape_000... on FLAME), so the face itself can be reshaped; Match face shape sets them",
+        default=True,
     )
 
     @classmethod
@@ -252,8 +252,8 @@ class FIELDS_OT_add_head(bpy.types.Operator):
         return context.mode == "OBJECT"
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
-        # No file anywhere: the open default head, so the add-on works the moment it is installed.
-        path = self.filepath or preferences.get(context).flame_path or str(HEAD_FILE)
+        # No file anywhere: the shipped ICT head, so the add-on works the moment it is installed.
+        path = self.filepath or preferences.get(context).flame_path or str(ICT_HEAD_FILE)
         try:
             model = load_face_model(bpy.path.abspath(path))
         except FieldsError as error:

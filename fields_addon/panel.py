@@ -47,6 +47,7 @@ class FIELDS_PT_reconstruct(FieldsSidebar):
         apply_row = column.row(heading="Apply", align=True)
         for part in ("expression", "jaw", "eyelids", "gaze"):
             apply_row.prop(options, f"apply_{part}", toggle=True)
+        column.prop(options, "match_shape")
         column.prop(options, "insert_keyframes")
         layout.operator("fields.reconstruct_photo", icon="IMPORT")
 
@@ -56,6 +57,8 @@ class FIELDS_PT_reconstruct(FieldsSidebar):
             box.label(text=f"Intensity read: {options.result_intensity:.2f}")
             box.label(text=f"Applied: {options.result_route}  ·  {options.result_providers}  ·  "
                            f"{options.result_seconds * 1000:.0f} ms")
+            if options.result_shape:
+                box.label(text=options.result_shape)
 
         if target is not None and INTENSITY_PROPERTY in target.keys():
             column = layout.column()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import bpy
 import numpy as np
 
-from . import apply, preferences, sessions, settings
+from . import apply, preferences, sessions, settings, shape
 from .common import FieldsTargetMixin, missing_runtime, planner, resolve_target, sentence
 
 if TYPE_CHECKING:
@@ -72,6 +72,8 @@ class FIELDS_OT_reconstruct_photo(FieldsTargetMixin, bpy.types.Operator):
             face = found.faces[choose_face(len(found.faces), options.face, photo)]
             expression = encoder.predict_face(face)
             result = planner(context, encoder, target, parts)(expression)
+            # Fitted before anything is written, so a failed fit leaves the scene as it was.
+            fitted = shape.fit(context, target, result, face) if options.match_shape else None
         except FieldsError as error:
             self.report({"ERROR"}, sentence(str(error)))
             return {"CANCELLED"}
@@ -81,6 +83,12 @@ class FIELDS_OT_reconstruct_photo(FieldsTargetMixin, bpy.types.Operator):
         scene = context.scene
         keying = options.insert_keyframes or scene.tool_settings.use_keyframe_insert_auto
         apply.apply_plan(target, result, expression.intensity, scene.frame_current if keying else None)
+        options.result_shape = ""
+        if fitted is not None:
+            model, fit = fitted
+            shape.write(target, model, fit.identity)
+            options.result_shape = (f"Face shape: landmarks {fit.before_mm['all']:.2f} -> "
+                                    f"{fit.after_mm['all']:.2f} mm")
         providers = sorted(set(found.providers) | set(encoder.providers), key=lambda p: p != "CUDA")
         options.result_emotion = expression.emotion
         options.result_confidence = expression.emotion_probs[expression.emotion]
@@ -89,7 +97,8 @@ class FIELDS_OT_reconstruct_photo(FieldsTargetMixin, bpy.types.Operator):
         options.result_route = result.route
         options.result_seconds = time.perf_counter() - start
         self.report({"INFO"}, f"{target.name}: {expression.emotion} "
-                              f"({options.result_confidence:.0%}), intensity {expression.intensity:.2f}")
+                              f"({options.result_confidence:.0%}), intensity {expression.intensity:.2f}"
+                              + (f"; {options.result_shape}" if options.result_shape else ""))
         return {"FINISHED"}
 
 

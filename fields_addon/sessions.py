@@ -80,6 +80,25 @@ def arkit_mapping(face_model_file: str) -> Any:
     return _cached(f"arkit:{path}", _stamp(path), lambda: arkit_mapping(load_face_model(path)))
 
 
+def cached_value(name: str, files: tuple, make: Any) -> Any:
+    """`make()` once per version of `files` (reloaded when one changes, failures not cached)."""
+    return _cached(name, _stamp(*files), make)
+
+
+def face_model(path: str | os.PathLike[str]) -> Any:
+    """A face-model file loaded once per Blender session (and again when the file changes)."""
+    from ..inference.head.face_model import load_face_model
+
+    return _cached(f"model:{path}", _stamp(path), lambda: load_face_model(path))
+
+
+def digest(path: str | os.PathLike[str]) -> str:
+    """The file's sha256, computed once per version of the file."""
+    from ..inference.head.face_model import file_sha256
+
+    return str(_cached(f"sha256:{path}", _stamp(path), lambda: file_sha256(path)))
+
+
 def retargeter(source_file: str, flame_path: str, embedding_path: str) -> Any:
     """A Retargeter from the encoder's face model to the FLAME model at `flame_path`."""
     from ..inference.head.default_head import HEAD_FILE

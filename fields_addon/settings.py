@@ -57,6 +57,13 @@ class FIELDS_PG_settings(bpy.types.PropertyGroup):
         name="Eyelids", description="Set the eyelid (blink) shape keys", default=True)
     apply_gaze: bpy.props.BoolProperty(  # type: ignore[valid-type]
         name="Gaze", description="Turn the eye bones (eye-look shape keys on ARKit-named rigs)", default=True)
+    match_shape: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Match face shape",
+        description="Also fit the head's identity shape keys to the photo's landmarks (regularised least "
+        "squares through the head's landmark embedding, the expression read held fixed), so the head "
+        "takes on the person's proportions. Needs a head made by Add Head with Identity shape keys",
+        default=False,
+    )
     insert_keyframes: bpy.props.BoolProperty(  # type: ignore[valid-type]
         name="Insert keyframes",
         description="Key the predicted weights at the current frame (auto-keying does the same)",
@@ -150,6 +157,10 @@ class FIELDS_PG_settings(bpy.types.PropertyGroup):
         default="")
     result_seconds: bpy.props.FloatProperty(  # type: ignore[valid-type]
         name="Time", description="Seconds the last reconstruction took", default=0.0, min=0.0, unit="TIME_ABSOLUTE")
+    result_shape: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Face shape",
+        description="Landmark residual before and after the last Match face shape (mean over all landmarks)",
+        default="")
     result_route: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="Applied", description="How the last result was applied: direct, FLAME retargeting or ARKit names",
         default="")

@@ -121,11 +121,14 @@ def arkit_part(unit: str) -> str:
 
 def plan(expression: Expression, face_model: FaceModelContract, target: Target, parts: Iterable[str], *,
          arkit: Callable[[], ArkitMapping] | None = None,
-         retarget: Callable[[HeadParams], tuple[dict[str, float], np.ndarray, np.ndarray]] | None = None) -> Plan:
+         retarget: Callable[[HeadParams], tuple[dict[str, float], np.ndarray, np.ndarray]] | None = None,
+         target_arkit: Callable[[], tuple[ArkitMapping, tuple[str, ...]] | None] | None = None) -> Plan:
     """The plan for `target`. `face_model` is the encoder's (`ExpressionEncoder.face_model`).
     `arkit` gives the encoder model's ARKit table (only the open head has one); `retarget` maps
     source parameters to a FLAME target's ({key name: expression value}, pose (5, 3), eyelids) and is needed only
-    for the FLAME route: the caller builds it from the files the artist set. Raises
+    for the FLAME route: the caller builds it from the files the artist set. `target_arkit` gives a
+    FIELDS head's own ARKit table and expression names when its file has one (the ICT head): such a
+    head takes the ARKit route through its table, so its jaw and eye bones turn too. Raises
     ReconstructError when nothing of the target can be driven."""
     from .arkit import match_arkit_names
 
@@ -140,6 +143,16 @@ def plan(expression: Expression, face_model: FaceModelContract, target: Target, 
     if same_model and set(names) <= keys:
         return Plan("direct", _flame_weights(chosen, names, params.expression, params.eyelids, target),
                     _bones_plan(chosen, params.pose, target))
+    own = target_arkit() if target.face_model and not same_model and target_arkit and arkit else None
+    if own is not None and arkit is not None:
+        from ..perception.blendshapes import ARKIT_NAMES
+
+        chosen_units = np.array([arkit_part(unit) in chosen for unit in ARKIT_NAMES])
+        mapping, own_names = own
+        mapped = mapping.to_params(arkit().from_params(params) * chosen_units)
+        weights = _flame_weights(set(PARTS), own_names, mapped.expression, mapped.eyelids, target)
+        return Plan("arkit", {name: value for name, value in weights.items() if name in keys},
+                    _bones_plan(set(PARTS), mapped.pose, target))
     if target.face_model and not same_model:
         if retarget is None:
             raise ReconstructError(f"'{target.name}' was built from the face model '{target.face_model}', "

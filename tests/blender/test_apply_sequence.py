@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import MODULE, scene_state
 from sequence_fixtures import blank_frame, moving_frame, write_folder, write_video
-from test_reconstruct import add_default_head, fcurves, keyed
+from test_reconstruct import add_mask_head, fcurves, keyed
 
 from inference.retarget.plan import INTENSITY_PROPERTY, PREDICTED_INTENSITY_PROPERTY, weight_property
 
@@ -90,7 +90,7 @@ def frames_of(obj: Any, path: str, index: int = 0) -> np.ndarray:
 
 def test_video_is_keyed_one_key_per_frame_on_every_driven_value(blender, clips, monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path)
-    head = add_default_head()
+    head = add_mask_head()
     before_handlers = handlers()
     bpy.context.scene.render.fps = 25  # the clip's rate: one key on each scene frame
     configure(clips["video"], seq_target_start=10, seq_key_intensity=True)
@@ -133,7 +133,7 @@ def test_video_is_keyed_one_key_per_frame_on_every_driven_value(blender, clips, 
 def test_reapply_reads_the_cache_and_keeps_keys_outside_the_range(blender, clips, monkeypatch, tmp_path) -> None:
     sessions = importlib_sessions()
     monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path)
-    head = add_default_head()
+    head = add_mask_head()
     configure(clips["folder"], "FOLDER", seq_smooth=False, seq_key_intensity=True)
     assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
     pipeline = sessions.sequence_pipeline(0)
@@ -150,7 +150,7 @@ def test_reapply_reads_the_cache_and_keeps_keys_outside_the_range(blender, clips
     intensity = frames_of(head, f'["{INTENSITY_PROPERTY}"]')
     assert intensity[-1].tolist() == [100.0, 1.0] and len(intensity) == 9
     # Another target, same source: still no inference.
-    other = add_default_head()
+    other = add_mask_head()
     bpy.context.scene.fields.target = other
     assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
     assert pipeline.frames_perceived == perceived
@@ -158,7 +158,7 @@ def test_reapply_reads_the_cache_and_keeps_keys_outside_the_range(blender, clips
 
 
 def test_cache_folder_beside_a_saved_blend(blender, clips, tmp_path) -> None:
-    add_default_head()
+    add_mask_head()
     blend = tmp_path / "shot.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     assert module().cache_dir() == tmp_path / "fields_cache"
@@ -175,7 +175,7 @@ def test_unsaved_file_caches_in_the_extension_user_folder(blender) -> None:
 
 def test_gaps_hold_interpolate_and_leave(blender, clips, monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path)
-    head = add_default_head()
+    head = add_mask_head()
     prop = f'["{weight_property("mouthSmileLeft")}"]'
     results = {}
     for mode in ("INTERPOLATE", "HOLD", "LEAVE"):
@@ -195,7 +195,7 @@ def test_gaps_hold_interpolate_and_leave(blender, clips, monkeypatch, tmp_path) 
 def test_modal_run_progress_and_finish_leave_no_timer(blender, clips, monkeypatch, tmp_path) -> None:
     seq = module()
     monkeypatch.setattr(seq, "cache_dir", lambda: tmp_path)
-    head = add_default_head()
+    head = add_mask_head()
     configure(clips["video"])
     modal = seq.ModalApply(seq.SequenceRun(bpy.context))
     modal.attach(bpy.context)
@@ -214,7 +214,7 @@ def test_modal_run_progress_and_finish_leave_no_timer(blender, clips, monkeypatc
 def test_cancel_keeps_nothing(blender, clips, monkeypatch, tmp_path) -> None:
     seq = module()
     monkeypatch.setattr(seq, "cache_dir", lambda: tmp_path)
-    head = add_default_head()
+    head = add_mask_head()
     before, props, hooks = scene_state(), target_state(head), handlers()
     configure(clips["video"])
     modal = seq.ModalApply(seq.SequenceRun(bpy.context))
@@ -232,7 +232,7 @@ def test_cancel_keeps_nothing(blender, clips, monkeypatch, tmp_path) -> None:
 def test_target_deleted_while_running(blender, clips, monkeypatch, tmp_path) -> None:
     seq = module()
     monkeypatch.setattr(seq, "cache_dir", lambda: tmp_path)
-    add_default_head()
+    add_mask_head()
     configure(clips["video"])
     modal = seq.ModalApply(seq.SequenceRun(bpy.context))
     modal.attach(bpy.context)
@@ -246,7 +246,7 @@ def test_target_deleted_while_running(blender, clips, monkeypatch, tmp_path) -> 
 
 def test_corrupt_frames_are_skipped_with_a_count(blender, clips, monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path)
-    head = add_default_head()
+    head = add_mask_head()
     configure(clips["corrupt"], "FOLDER")
     assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
     assert len(frames_of(head, f'["{PREDICTED_INTENSITY_PROPERTY}"]')) == 8  # the bad frame is interpolated
@@ -265,7 +265,7 @@ def test_bad_input_is_one_sentence_and_changes_nothing(blender, clips, monkeypat
                                                         case, kind, message) -> None:
     seq = module()
     monkeypatch.setattr(seq, "cache_dir", lambda: tmp_path)
-    head = add_default_head()
+    head = add_mask_head()
     assert bpy.ops.fields.apply_sequence.poll()
     before, props, hooks = scene_state(), target_state(head), handlers()
     configure(clips[case] if case else Path(""), kind)
@@ -280,7 +280,7 @@ def test_bad_input_is_one_sentence_and_changes_nothing(blender, clips, monkeypat
 
 def test_movie_clip_and_image_sequence_sources(blender, clips, monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path)
-    head = add_default_head()
+    head = add_mask_head()
     bpy.context.scene.render.fps = 25
     clip = bpy.data.movieclips.load(str(clips["video"]))
     configure(clips["video"], "CLIP", seq_clip=clip, seq_frame_first=3, seq_frame_last=10, seq_frame_step=2)
@@ -302,7 +302,7 @@ def test_movie_clip_and_image_sequence_sources(blender, clips, monkeypatch, tmp_
 def test_copying_the_clip_changes_the_cache_key_not_the_result(blender, clips, monkeypatch, tmp_path) -> None:
     # A moved or re-rendered source is a cache miss (identity includes the resolved path).
     monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
-    add_default_head()
+    add_mask_head()
     copy = tmp_path / "copy.avi"
     shutil.copy(clips["video"], copy)
     configure(copy, seq_frame_last=4)

@@ -1,5 +1,6 @@
-"""Blender tier for the open default head (issue 4): "Add Head" with no FLAME file set builds it,
-with ARKit-named shape keys, and the evaluated mesh matches the numpy forward model."""
+"""Blender tier for the open mask head (issue 4): "Add Head" on its file builds it with ARKit-named
+shape keys, and the evaluated mesh matches the numpy forward model. (Since issue 11 the default is
+the ICT head: see test_full_head.py.)"""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import MODULE
 
-from inference.head.default_head import EXPRESSION_UNITS, load_default_head
+from inference.head.default_head import EXPRESSION_UNITS, HEAD_FILE, load_default_head
 from inference.head.forward import forward, rodrigues
 from inference.head.rig import FLAME_TO_BLENDER, flame_pose_to_bone_quaternions
 from inference.perception.blendshapes import ARKIT_NAMES
@@ -29,8 +30,9 @@ def _evaluated_flame_vertices(obj) -> np.ndarray:
     return co.reshape(-1, 3).astype(np.float64) @ FLAME_TO_BLENDER  # Blender -> FLAME axes
 
 
-def test_add_head_without_a_preference_builds_the_open_head(blender) -> None:
-    assert blender.ops.fields.add_head() == {"FINISHED"}
+def test_the_mask_head_still_builds_and_matches_the_forward_model(blender) -> None:
+    # No longer Add Head's default (issue 11: the ICT head is); kept until the retrained encoder lands.
+    assert blender.ops.fields.add_head(filepath=str(HEAD_FILE)) == {"FINISHED"}
     obj = bpy.context.view_layer.objects.active
     names = set(obj.data.shape_keys.key_blocks.keys())
     assert set(EXPRESSION_UNITS) | {"eyeBlinkLeft", "eyeBlinkRight"} <= names
