@@ -72,8 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def render(head: Any, path: Path, size: int) -> Path:
-    """A front Workbench render of the head (headless: Mesa EGL where there is no GPU)."""
+# Workbench colours per part of the ICT head (others: the skin colour); the eye film is see-through.
+PART_COLOURS = {"skin": (0.80, 0.62, 0.52, 1.0), "eyes": (0.92, 0.90, 0.86, 1.0), "iris": (0.18, 0.12, 0.08, 1.0),
+                "teeth": (0.93, 0.91, 0.84, 1.0), "mouth": (0.55, 0.22, 0.22, 1.0), "lashes": (0.10, 0.08, 0.07, 1.0),
+                "eye_film": (1.0, 1.0, 1.0, 0.0)}
+
+
+def render(head: Any, path: Path, size: int, yaw_deg: float = 35.0) -> Path:
+    """A three-quarter Workbench render of the head's face, smooth-shaded, each part in its own
+    colour (headless: Mesa EGL where there is no GPU)."""
     import bpy
     import numpy as np
     from mathutils import Vector
@@ -87,17 +94,29 @@ def render(head: Any, path: Path, size: int) -> Path:
         scene.world = bpy.data.worlds.new("Demo world")
     scene.world.color = (0.9, 0.9, 0.9)
     shading = scene.display.shading
-    shading.light, shading.color_type, shading.show_cavity = "STUDIO", "SINGLE", True
-    shading.single_color = (0.80, 0.62, 0.52)
-    corners = np.array([head.matrix_world @ Vector(c) for c in head.bound_box])
-    centre = (corners.min(axis=0) + corners.max(axis=0)) / 2
-    camera = bpy.data.objects.new("Demo camera", bpy.data.cameras.new("Demo camera"))
+    shading.light, shading.show_cavity = "STUDIO", False
+    shading.color_type = "MATERIAL" if head.data.materials else "SINGLE"
+    shading.single_color = PART_COLOURS["skin"][:3]
+    for material in head.data.materials:
+        material.diffuse_color = PART_COLOURS.get(material.name.split(".")[0], PART_COLOURS["skin"])
+    # Frame the face: between the eyes when the rig has eye bones, else the middle of the mesh.
+    rig = head.parent
+    if rig is not None and "eye.L" in rig.pose.bones:
+        eyes = [rig.matrix_world @ rig.data.bones[b].head_local for b in ("eye.L", "eye.R")]
+        centre = np.array((eyes[0] + eyes[1]) / 2) - np.array([0.0, 0.0, 0.025])
+        distance = 0.6
+    else:
+        corners = np.array([head.matrix_world @ Vector(c) for c in head.bound_box])
+        centre, distance = (corners.min(axis=0) + corners.max(axis=0)) / 2, 0.55
+    camera = bpy.data.objects.get("Demo camera") or bpy.data.objects.new("Demo camera", bpy.data.cameras.new("Demo camera"))
     camera.data.lens = 85
-    scene.collection.objects.link(camera)
+    if camera.name not in scene.collection.objects:
+        scene.collection.objects.link(camera)
     scene.camera = camera
-    # The face looks down Blender's -Y; the head is about 0.2 m, so 0.55 m at 85 mm frames it.
-    camera.location = (centre[0], centre[1] - 0.55, centre[2])
-    camera.rotation_euler = (math.pi / 2, 0.0, 0.0)
+    # The face looks down Blender's -Y; the camera turns about the face by `yaw_deg` to the subject's left.
+    yaw = math.radians(yaw_deg)
+    camera.location = (centre[0] + distance * math.sin(yaw), centre[1] - distance * math.cos(yaw), centre[2])
+    camera.rotation_euler = (math.pi / 2, 0.0, yaw)
     scene.render.filepath = str(path)
     try:
         bpy.ops.render.render(write_still=True)

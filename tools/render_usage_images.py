@@ -1,7 +1,10 @@
 """Render the images of docs/USAGE.md through the add-on itself, headless, with Workbench.
 
-Adds the open default head, reconstructs the bundled astronaut photo with the panel's operator, and
-renders it at emotion intensity 0, 1 and 1.6 beside the photo (`docs/usage_reconstruct.png`).
+Adds the default (ICT) head, and renders it three-quarter, smooth-shaded: neutral, then the expression
+Reconstruct reads from the bundled astronaut photo (public domain, shown beside it), then the
+expression read from a held-out photo of the expressions-in-the-wild set (`--photo`; photographs of
+that set cannot be redistributed, so only the head is shown) -> `docs/usage_reconstruct.png`. Rerun
+it as is when the encoder changes.
 Development tool: it imports bpy, which only fields_addon/ does at run time. Needs Mesa EGL on a
 machine without a GPU, as tools/render_contact_sheet.py does.
 
@@ -27,6 +30,8 @@ import bpy  # noqa: E402
 from demo import render  # noqa: E402
 
 PHOTO = ROOT / "inference" / "samples" / "astronaut.jpg"
+# A held-out person of training/real_split.json with a clear expression (not redistributed: head only).
+WILD = Path("/work/shared/data/expressions-in-the-wild/images/Adam_Mair_0001.jpg")
 OUTPUT = ROOT / "docs" / "usage_reconstruct.png"
 SIZE = 320
 
@@ -37,24 +42,27 @@ def label(tile: np.ndarray, text: str) -> np.ndarray:
     return np.concatenate([strip, tile], axis=0)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Render docs/usage_reconstruct.png through the add-on.")
+    parser.add_argument("--photo", type=Path, default=WILD, help="second photo; only the head is shown")
+    args = parser.parse_args(argv)
     enable_checkout(bpy)
     bpy.ops.fields.add_head()
     head = bpy.context.active_object
     settings = bpy.context.scene.fields
-    settings.filepath = str(PHOTO)
-    bpy.ops.fields.reconstruct_photo()
     photo = cv2.resize(cv2.imread(str(PHOTO)), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
-    tiles = [label(photo, "photo")]
+    tiles = [label(photo, "photo (public domain)")]
     with tempfile.TemporaryDirectory() as folder:
-        for intensity in (0.0, 1.0, 1.6):
-            head["fields_intensity"] = intensity
-            head.update_tag()
-            path = render(head, Path(folder) / f"{intensity}.png", SIZE)
-            text = f"intensity {intensity:g}" + (f": {settings.result_emotion}" if intensity == 1.0 else "")
-            tiles.append(label(cv2.imread(str(path)), text))
-    # Quantised to 64 levels per channel: flat Workbench shading loses nothing, the PNG shrinks.
-    cv2.imwrite(str(OUTPUT), (np.concatenate(tiles, axis=1) // 4) * 4, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+        tiles.append(label(cv2.imread(str(render(head, Path(folder) / "neutral.png", SIZE))), "neutral"))
+        for name, source in (("astronaut", PHOTO), ("held-out photo", args.photo)):
+            settings.filepath = str(source)
+            if bpy.ops.fields.reconstruct_photo() != {"FINISHED"}:
+                return 1
+            path = render(head, Path(folder) / f"{name}.png", SIZE)
+            tiles.append(label(cv2.imread(str(path)), f"{name}: {settings.result_emotion}"))
+    cv2.imwrite(str(OUTPUT), np.concatenate(tiles, axis=1), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     print(f"wrote {OUTPUT.relative_to(ROOT)}")
     return 0
 

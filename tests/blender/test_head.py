@@ -89,7 +89,7 @@ def test_rig_stays_exact_with_the_jaw_keyed(blender, flame_pickle: Path) -> None
 
 def test_head_structure(blender, flame_pickle: Path) -> None:
     model = load_face_model(flame_pickle)
-    obj, rig = add_head(flame_pickle)
+    obj, rig = add_head(flame_pickle, identity_keys=False)  # the default adds them (issue 11)
     keys = obj.data.shape_keys.key_blocks
     names = [k.name for k in keys]
     assert names[0] == "Basis" and names[1:3] == ["exp_000", "exp_001"]
