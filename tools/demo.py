@@ -108,7 +108,9 @@ def render(head: Any, path: Path, size: int, yaw_deg: float = 35.0) -> Path:
     else:
         corners = np.array([head.matrix_world @ Vector(c) for c in head.bound_box])
         centre, distance = (corners.min(axis=0) + corners.max(axis=0)) / 2, 0.55
-    camera = bpy.data.objects.get("Demo camera") or bpy.data.objects.new("Demo camera", bpy.data.cameras.new("Demo camera"))
+    camera = bpy.data.objects.get("Demo camera")
+    if camera is None:
+        camera = bpy.data.objects.new("Demo camera", bpy.data.cameras.new("Demo camera"))
     camera.data.lens = 85
     if camera.name not in scene.collection.objects:
         scene.collection.objects.link(camera)

@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     table = np.array(rows)
     seconds = (time.perf_counter() - started) / len(rows)
     print(f"ICT head, {len(rows)} held-out photos, identity ridge {ridge}, "
-          f"{seconds * 1000:.0f} ms per fit, {at_bound / len(rows):.1f} of {model.n_shape} coefficients at +-3 per photo")
+          f"{seconds * 1000:.0f} ms per fit, {at_bound / len(rows):.1f} of {model.n_shape} coefficients "
+          "at +-3 per photo")
     print(f"{'region':8} {'before mm':>10} {'after mm':>10}")
     for i, region in enumerate(("mouth", "eyes", "brows", "all")):
         print(f"{region:8} {table[:, i].mean():10.2f} {table[:, 4 + i].mean():10.2f}")

@@ -150,8 +150,8 @@ def plan(expression: Expression, face_model: FaceModelContract, target: Target, 
         chosen_units = np.array([arkit_part(unit) in chosen for unit in ARKIT_NAMES])
         mapping, own_names = own
         mapped = mapping.to_params(arkit().from_params(params) * chosen_units)
-        weights = _flame_weights(set(PARTS), own_names, mapped.expression, mapped.eyelids, target)
-        return Plan("arkit", {name: value for name, value in weights.items() if name in keys},
+        own_weights = _flame_weights(set(PARTS), own_names, mapped.expression, mapped.eyelids, target)
+        return Plan("arkit", {name: value for name, value in own_weights.items() if name in keys},
                     _bones_plan(set(PARTS), mapped.pose, target))
     if target.face_model and not same_model:
         if retarget is None:
