@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="photo: keep at most this many faces, largest first")
     parser.add_argument("--indent", type=int, default=None, help="indent the JSON for reading")
     parser.add_argument("--perception-only", action="store_true", help="photo: skip the expression/emotion encoder")
+    parser.add_argument("--match-shape", action="store_true",
+                        help="photo: also fit the ICT head's identity to each face (adds `shape`: identity and "
+                        "the landmark residual in mm before and after)")
     sequence = parser.add_argument_group("sequences (video file or image folder)")
     sequence.add_argument("--out", help="write the per-frame parameters to this .npz")
     sequence.add_argument("--start", type=int, default=0, help="first source frame, counted from 0 (default 0)")
@@ -80,6 +83,7 @@ def photo_main(args: argparse.Namespace, paths: list[str]) -> int:
         from .expression.encoder import ExpressionEncoder
 
         encoder = ExpressionEncoder()
+    shape_of = shape_matcher(encoder) if args.match_shape and encoder is not None else None
     failed = 0
     for path in paths:
         try:
@@ -94,9 +98,34 @@ def photo_main(args: argparse.Namespace, paths: list[str]) -> int:
         if encoder is not None:
             payload["model"] = encoder.describe()
             for face, entry in zip(result.faces, payload["faces"], strict=True):
-                entry.update(encoder.predict_face(face).to_json())
+                expression = encoder.predict_face(face)
+                entry.update(expression.to_json())
+                if shape_of is not None:
+                    entry["shape"] = shape_of(face, expression).to_json()
         print(json.dumps(payload, indent=args.indent), flush=True)
     return 1 if failed else 0
+
+
+def shape_matcher(encoder: Any) -> Any:
+    """(face, expression) -> ShapeFit on the ICT head, the expression held fixed as Reconstruct shows it."""
+    from .expression.features import pose_normalised
+    from .head.default_head import HEAD_FILE, arkit_mapping
+    from .head.face_model import load_face_model
+    from .head.ict import ICT_EMBEDDING_FILE, ICT_HEAD_FILE
+    from .head.shape_fit import LandmarkEmbedding, match_shape
+    from .retarget.plan import source_parameters
+
+    source = arkit_mapping(load_face_model(HEAD_FILE.with_name(encoder.face_model.file)))
+    model = load_face_model(ICT_HEAD_FILE)
+    target = arkit_mapping(model)
+    embedding, ids = LandmarkEmbedding.load(ICT_EMBEDDING_FILE, model)
+
+    def fit(face: Any, expression: Any) -> Any:
+        params = target.to_params(source.from_params(source_parameters(expression, encoder.expression_names)))
+        observed = pose_normalised(face.metric_landmarks, face.matrix) / 100.0
+        return match_shape(model, embedding, observed, params.expression, params.pose, params.eyelids, ids)
+
+    return fit
 
 
 class Progress:
