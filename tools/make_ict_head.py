@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from inference.head.default_head import ARKIT_TO_PARAMS, EYE_L, EYE_R, JAW  # noqa: E402
 from inference.head.face_model import JOINT_NAMES, N_POSE_FEATURES, FaceModel  # noqa: E402
-from inference.head.forward import rodrigues  # noqa: E402
+from inference.head.forward import joint_transforms, rodrigues  # noqa: E402
 from inference.perception.blendshapes import ARKIT_NAMES  # noqa: E402
 
 ARCHIVE = ROOT.parent / "shared" / "data" / "ict-facekit" / "ict-facekit-FaceXModel.tar.xz"
@@ -389,16 +389,8 @@ def compact(deltas: np.ndarray) -> np.ndarray:
 
 def _skinning_transforms(model: FaceModel, pose: np.ndarray) -> np.ndarray:
     """Per-vertex blended 4x4 skinning transforms of the template under `pose` (forward.py's maths)."""
-    joints = model.rest_joints()
-    rotations = rodrigues(pose)
-    world = np.zeros((5, 4, 4))
-    for k, parent in enumerate(model.parents):
-        local = np.eye(4)
-        local[:3, :3] = rotations[k]
-        local[:3, 3] = joints[k] - (joints[parent] if parent >= 0 else 0.0)
-        world[k] = local if parent < 0 else world[parent] @ local
-    world[:, :3, 3] -= np.einsum("kij,kj->ki", world[:, :3, :3], joints)
-    return np.einsum("vk,kij->vij", model.weights, world)
+    _, skinning = joint_transforms(model.parents, rodrigues(pose), model.rest_joints())
+    return np.einsum("vk,kij->vij", model.weights, skinning)
 
 
 def write_atomically(arrays: dict[str, np.ndarray], path: Path) -> None:

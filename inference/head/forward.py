@@ -37,6 +37,21 @@ def pose_features(rotations: np.ndarray) -> np.ndarray:
     return (rotations[1:] - np.eye(3)).reshape(-1)
 
 
+def joint_transforms(parents: np.ndarray, rotations: np.ndarray,
+                     joints_rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(world, skinning), each (5, 4, 4): the chained joint transforms G_k = G_parent [R_k | J_k -
+    J_parent], and G_k [I | -J_k], the transform each joint applies to a rest-pose vertex."""
+    world = np.zeros((5, 4, 4))
+    for k, parent in enumerate(parents):
+        local = np.eye(4)
+        local[:3, :3] = rotations[k]
+        local[:3, 3] = joints_rest[k] - (joints_rest[parent] if parent >= 0 else 0.0)
+        world[k] = local if parent < 0 else world[parent] @ local
+    skinning = world.copy()
+    skinning[:, :3, 3] -= np.einsum("kij,kj->ki", world[:, :3, :3], joints_rest)
+    return world, skinning
+
+
 @dataclass(frozen=True)
 class FlameOutput:
     vertices: np.ndarray  # (V, 3) posed
@@ -70,16 +85,7 @@ def forward(
         weights = np.clip(np.asarray(eyelids, dtype=np.float64), 0.0, 1.0)
         posed_rest += np.tensordot(weights, model.eyelids, axes=1)
 
-    # Chain the joint transforms: G_k = G_parent [R_k | J_k - J_parent].
-    world = np.zeros((5, 4, 4))
-    for k, parent in enumerate(model.parents):
-        local = np.eye(4)
-        local[:3, :3] = rotations[k]
-        local[:3, 3] = joints_rest[k] - (joints_rest[parent] if parent >= 0 else 0.0)
-        world[k] = local if parent < 0 else world[parent] @ local
-    # A_k = G_k [I | -J_k], blended per vertex.
-    skinning = world.copy()
-    skinning[:, :3, 3] -= np.einsum("kij,kj->ki", world[:, :3, :3], joints_rest)
+    world, skinning = joint_transforms(model.parents, rotations, joints_rest)
     blended = np.einsum("vk,kij->vij", model.weights, skinning)
     vertices = np.einsum("vij,vj->vi", blended[:, :3, :3], posed_rest) + blended[:, :3, 3]
     joints = world[:, :3, 3].copy()
