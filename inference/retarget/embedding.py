@@ -39,7 +39,9 @@ COLOURS = {"skin": (0.80, 0.62, 0.52), "eyes": (0.93, 0.93, 0.90), "iris": (0.25
            "teeth": (0.92, 0.90, 0.82), "mouth": (0.62, 0.30, 0.30), "lashes": (0.08, 0.06, 0.05)}
 PUPIL = (0.02, 0.02, 0.02)
 IRIS_DEG, PUPIL_DEG = 29.0, 11.0  # half-angles seen from the eye's centre (11.7 mm iris, 12 mm radius)
-EYE_RADIUS = 0.016  # metres: an eyeball is a separate piece of mesh within this of an eye joint
+# An eyeball is a separate piece of mesh within this of an eye joint (metres): FLAME's eyeballs have
+# a 12 mm radius, and ICT's eye joints sit up to 5 mm off their centres.
+EYE_RADIUS = 0.02
 HIDDEN_PARTS = ("eye_film",)  # see-through layers over the eyes: Workbench would paint them opaque
 NOT_HIT = ("eye_film", "lashes")  # rays pass through these to the lid or eye behind
 LANDMARK_PARTS = ("skin", "eyes", "iris")  # a landmark sits on one of these, never on teeth or lashes
