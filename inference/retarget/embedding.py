@@ -52,7 +52,7 @@ class EmbeddingError(FileProblem):
 
     def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
         super().__init__(path, f"{problem}, so its MediaPipe landmark embedding cannot be computed (set a "
-                               "landmark embedding file in the add-on's preferences instead)")
+                               "landmark embedding file in the add-on's preferences instead)", kind="FLAME file")
 
 
 @dataclass(frozen=True)
