@@ -68,7 +68,7 @@ def compute(model: FaceModel, perception: Any, path: str | os.PathLike[str],
     look = embedding.appearance(model)
     vertices = model.v_template @ FLAME_TO_BLENDER.T
     hit_faces = model.faces[look.hit]
-    tree = BVHTree.FromPolygons(vertices.tolist(), hit_faces.tolist())
+    tree: Any = BVHTree.FromPolygons(vertices.tolist(), hit_faces.tolist())  # typed Optional; never None here
     target = embedding.face_centre(model)
     hits = np.full((len(views), N_LANDMARKS, 3), np.nan)
     with tempfile.TemporaryDirectory(prefix="fields-embed-") as folder, _scene(vertices, model, look) as scene:
@@ -115,7 +115,7 @@ def _scene(vertices: np.ndarray, model: FaceModel, look: embedding.Appearance) -
         world = bpy.data.worlds.new(NAME)
         created.append((bpy.data.worlds, world))
         scene.world = world
-        scene.render.engine = "BLENDER_WORKBENCH"
+        scene.render.engine = "BLENDER_WORKBENCH"  # type: ignore[assignment]  # the stubs list EEVEE only
         scene.render.resolution_x = scene.render.resolution_y = embedding.SIZE
         scene.render.resolution_percentage = 100
         scene.render.image_settings.file_format = "PNG"
