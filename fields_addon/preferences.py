@@ -1,5 +1,5 @@
-"""Add-on preferences: the user's own FLAME file and its landmark embedding (FLAME cannot be shipped),
-and an optional encoder of their own."""
+"""Add-on preferences: the user's own FLAME file (FLAME cannot be shipped), optionally their own
+landmark embedding of it (otherwise computed on first use), and an optional encoder of their own."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ class FIELDS_AddonPreferences(bpy.types.AddonPreferences):
     flame_path: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="FLAME model file",
         description=(
-            "FLAME 2020/2023 model (generic_model.pkl, flame2023.pkl) or a FLAME-format .npz, "
+            "FLAME 2020/2023/2023 Open model (generic_model.pkl, flame2023.pkl, flame2023_Open.pkl) or a "
+            "FLAME-format .npz, "
             "downloaded by you after accepting FLAME's licence. Eyelid shapes (l_eyelid.npy, "
             "r_eyelid.npy) beside it are used too. Empty: the open FIELDS head, built from "
             "MediaPipe's canonical face with ARKit-named shape keys"
@@ -27,8 +28,9 @@ class FIELDS_AddonPreferences(bpy.types.AddonPreferences):
     embedding_path: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="Landmark embedding",
         description=(
-            "FLAME's mediapipe_landmark_embedding.npz (it comes with FLAME's downloads): where MediaPipe's "
-            "landmarks sit on a FLAME head, needed to retarget the encoder's expressions onto FLAME heads"
+            "Optional: a MediaPipe landmark embedding of the FLAME file (e.g. FLAME's "
+            "mediapipe_landmark_embedding.npz), where MediaPipe's landmarks sit on it. Empty: the add-on "
+            "computes one on first use (renders the head, under 10 s) and caches it by the file's sha256"
         ),
         subtype="FILE_PATH",
         default="",

@@ -96,6 +96,8 @@ class FIELDS_OT_reconstruct_photo(FieldsTargetMixin, bpy.types.Operator):
         options.result_providers = ", ".join(providers)
         options.result_route = result.route
         options.result_seconds = time.perf_counter() - start
+        for warning in sessions.take_warnings():
+            self.report({"WARNING"}, warning)
         self.report({"INFO"}, f"{target.name}: {expression.emotion} "
                               f"({options.result_confidence:.0%}), intensity {expression.intensity:.2f}"
                               + (f"; {options.result_shape}" if options.result_shape else ""))

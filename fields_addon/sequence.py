@@ -178,7 +178,7 @@ class SequenceRun:
         if unreadable:
             reports.append(("WARNING", f"{unreadable} frame{'s' if unreadable > 1 else ''} could not be decoded "
                                        f"and {'were' if unreadable > 1 else 'was'} skipped ({raw.problems[0]})"))
-        reports += [("WARNING", sentence(w)) for w in raw.warnings]
+        reports += [("WARNING", sentence(w)) for w in [*raw.warnings, *sessions.take_warnings()]]
         return reports
 
 

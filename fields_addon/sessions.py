@@ -99,20 +99,32 @@ def digest(path: str | os.PathLike[str]) -> str:
     return str(_cached(f"sha256:{path}", _stamp(path), lambda: file_sha256(path)))
 
 
-def retargeter(source_file: str, flame_path: str, embedding_path: str) -> Any:
-    """A Retargeter from the encoder's face model to the FLAME model at `flame_path`."""
+def retargeter(source_file: str, flame_path: str, embedding_path: str, flame_sha256: str = "") -> Any:
+    """A Retargeter from the encoder's face model to the FLAME model at `flame_path`, through the
+    user's embedding file, or (none set) our automatic embedding of the FLAME file, cached by its
+    `flame_sha256` (computed on first use: renders in this Blender)."""
     from ..inference.head.default_head import HEAD_FILE
     from ..inference.head.face_model import load_face_model
-    from ..inference.retarget.correspondence import Correspondence
+    from ..inference.retarget.correspondence import Correspondence, load_mediapipe_embedding, open_head_landmarks
+    from ..inference.retarget.embedding import N_FACE_MESH
     from ..inference.retarget.solver import Retargeter
 
     source_path = HEAD_FILE.with_name(source_file)
 
     def make() -> Any:
         source, target = load_face_model(source_path), load_face_model(flame_path)
-        return target, Retargeter(source, target, Correspondence.open_head_to_flame(embedding_path, target))
+        if embedding_path:
+            points = load_mediapipe_embedding(embedding_path, target)
+        else:
+            from . import landmark_embedding
 
-    return _cached(f"retarget:{flame_path}", _stamp(source_path, flame_path, embedding_path), make)
+            points = landmark_embedding.automatic(target, flame_sha256, perception(), _warnings.append)
+            # The irises turn with the gaze, which is copied, not solved: like FLAME's own embedding, none.
+            points = points.select(points.labels[points.labels < N_FACE_MESH])
+        return target, Retargeter(source, target, Correspondence.by_label(open_head_landmarks(), points))
+
+    key = embedding_path or f"automatic:{flame_sha256}"
+    return _cached(f"retarget:{flame_path}", _stamp(source_path, flame_path, embedding_path) + (key,), make)
 
 
 def flame_retargeting(source_file: str, target_name: str, target_sha256: str, flame_path: str,
@@ -120,7 +132,8 @@ def flame_retargeting(source_file: str, target_name: str, target_sha256: str, fl
     """The FLAME route's `retarget` callable for `reconstruct.plan` (source parameters -> ({key:
     expression value}, pose, eyelids)). The files are checked and the solver built only when it is
     called: only a FLAME head of another face model needs them. Raises ReconstructError naming
-    what to set when the FLAME file is not the one the head was built from, or no embedding is set."""
+    what to set when the FLAME file is not the one the head was built from; without an embedding
+    file, the automatic embedding is computed (first use) or read from its cache."""
     from ..inference.errors import FieldsError
     from ..inference.head.face_model import file_sha256
     from ..inference.retarget.plan import ReconstructError
@@ -129,18 +142,24 @@ def flame_retargeting(source_file: str, target_name: str, target_sha256: str, fl
         if not flame_path or not os.path.isfile(flame_path) or file_sha256(flame_path) != target_sha256:
             raise ReconstructError(f"'{target_name}' is a FLAME head: set the FLAME file it was built from "
                                    "in the add-on's preferences to retarget onto it.")
-        if not embedding_path:
-            raise ReconstructError(f"'{target_name}' is a FLAME head: set FLAME's MediaPipe landmark "
-                                   "embedding (mediapipe_landmark_embedding.npz) in the add-on's "
-                                   "preferences to retarget onto it.")
         try:
-            model, solver = retargeter(source_file, flame_path, embedding_path)
+            model, solver = retargeter(source_file, flame_path, embedding_path, target_sha256)
         except ValueError as error:
             raise FieldsError(f"Cannot retarget onto '{target_name}': {error}.") from None
         solved = solver.retarget(params.expression, params.pose, params.eyelids)
         return dict(zip(model.expression_names, solved.expression, strict=True)), solved.pose, solved.eyelids
 
     return solve
+
+
+_warnings: list[str] = []
+
+
+def take_warnings() -> list[str]:
+    """Warnings raised while building sessions (an unwritable embedding cache), each once."""
+    taken = _warnings[:]
+    _warnings.clear()
+    return taken
 
 
 def clear() -> None:

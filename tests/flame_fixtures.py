@@ -119,7 +119,8 @@ def _legacy_classes() -> Iterator[tuple[type, type]]:
 
 def chumpy_state(value: np.ndarray) -> dict:
     """The `__dict__` a pickled chumpy leaf carries (chumpy/ch.py: Ch.__getstate__)."""
-    return {"x": np.asarray(value, dtype=np.float64), "_dirty_vars": set(), "_itr": None,
+    value = np.asarray(value)  # float64 as in FLAME's files; float32 kept where a fixture saves space
+    return {"x": value if value.dtype == np.float32 else value.astype(np.float64), "_dirty_vars": set(), "_itr": None,
             "_make_dense": False, "_make_sparse": False, "_depends_on_deps": {}, "_status": "new"}
 
 
@@ -164,4 +165,80 @@ def write_flame_pickle(folder: Path, arrays: dict, name: str = "generic_model.pk
 def write_flame_npz(path: Path, arrays: dict, drop: tuple[str, ...] = ()) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **{k: np.asarray(v) for k, v in arrays.items() if k not in drop})
+    return path
+
+
+# ------------------------------------------------- a FLAME-format head with a real face shape
+
+ICT_HEAD = Path(__file__).resolve().parent.parent / "inference" / "models" / "ict_head.npz"
+FLAME_LIKE_PARTS = ("skin", "eyes")  # what FLAME's mesh has: a skin surface and two eyeballs
+
+
+def ict_flame_arrays() -> tuple[dict, np.ndarray]:
+    """The ICT head (ours, MIT) cut down to what a FLAME mesh holds (skin and eyeballs, no teeth,
+    lashes or eye films, no part or UV arrays) with FLAME's 300 + 100 components (ICT's 50 + 50,
+    zero-padded; float32 to halve the files) and zero pose correctives: a FLAME-format file with a
+    real face shape. Returns the arrays and the ICT vertex id of each kept vertex."""
+    with np.load(ICT_HEAD) as ict:
+        raw = {key: ict[key] for key in ict.files}
+    names = [str(n) for n in raw["part_names"]]
+    faces = raw["f"][np.isin(raw["face_parts"], [names.index(p) for p in FLAME_LIKE_PARTS])]
+    kept = np.union1d(np.unique(faces), np.flatnonzero(raw["J_regressor"].any(axis=0)))  # eye joints: irises
+    new_id = np.full(len(raw["v_template"]), -1, np.int64)
+    new_id[kept] = np.arange(len(kept))
+    n_shape = int(raw["n_shape"])
+    blend = raw["shapedirs"][kept].astype(np.float32)
+    shapedirs = np.zeros((len(kept), 3, 400), np.float32)
+    shapedirs[:, :, :n_shape] = blend[:, :, :n_shape]
+    shapedirs[:, :, 300:300 + blend.shape[2] - n_shape] = blend[:, :, n_shape:]
+    regressor = raw["J_regressor"][:, kept]
+    v_template = raw["v_template"][kept].astype(np.float64)
+    return {
+        "v_template": v_template,
+        "f": new_id[faces].astype(np.uint32),
+        "shapedirs": shapedirs,
+        "posedirs": np.zeros((len(kept), 3, 36), np.float32),
+        "J_regressor": regressor,
+        "weights": raw["weights"][kept].astype(np.float64),
+        "kintree_table": np.array([[ROOT_PARENT, 0, 1, 1, 1], [0, 1, 2, 3, 4]], dtype=np.uint32),
+        "J": regressor @ v_template,
+        "bs_style": "lbs",
+        "bs_type": "lrotmin",
+        "l_eyelid": raw["l_eyelid"][kept].astype(np.float64),
+        "r_eyelid": raw["r_eyelid"][kept].astype(np.float64),
+    }, kept
+
+
+def write_flame2023_open(path: Path, arrays: dict, protocol: int = pickle.HIGHEST_PROTOCOL) -> Path:
+    """As FLAME 2023 Open is reported (docs: FLAME_FORMAT.md section 7): a modern pickle of plain
+    numpy arrays, the regressor a `scipy.sparse._csc.csc_matrix`, no eyelids, and the SUPR metadata."""
+    plain = {k: np.asarray(v) for k, v in arrays.items() if k not in ("l_eyelid", "r_eyelid", "bs_style", "bs_type")}
+    dense = plain.pop("J_regressor")
+
+    class csc_matrix:  # noqa: N801 - scipy's name
+        pass
+
+    csc_matrix.__module__, csc_matrix.__qualname__ = "scipy.sparse._csc", "csc_matrix"
+    module = types.ModuleType("scipy.sparse._csc")
+    module.csc_matrix = csc_matrix  # type: ignore[attr-defined]
+    saved = sys.modules.get(module.__name__)
+    sys.modules[module.__name__] = module
+    try:
+        sparse = csc_matrix()
+        cols = [np.flatnonzero(dense[:, c]) for c in range(dense.shape[1])]
+        sparse.__dict__.update({
+            "_shape": dense.shape, "maxprint": 50, "indices": np.concatenate(cols).astype(np.int32),
+            "indptr": np.concatenate([[0], np.cumsum([len(c) for c in cols])]).astype(np.int32),
+            "data": np.concatenate([dense[c_rows, c] for c, c_rows in enumerate(cols)]),
+        })
+        plain["J_regressor"] = sparse
+        plain["supr_expression_metadata"] = {"expr_source": "SUPR_head", "supr_gender": "male",
+                                             "expr_components": "last_100", "n_expr": 100}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps(plain, protocol=protocol))
+    finally:
+        if saved is None:
+            sys.modules.pop(module.__name__, None)
+        else:
+            sys.modules[module.__name__] = saved
     return path
