@@ -70,10 +70,28 @@ def _build_mesh(model: FaceModel, name: str) -> bpy.types.Mesh:
     if uvs is not None:
         mesh.uv_layers.new(name="UVMap").data.foreach_set("uv", uvs.astype(np.float32).ravel())
     if "face_parts" in model.extras:
-        for name in model.extras["part_names"]:
-            mesh.materials.append(bpy.data.materials.new(str(name)))
-        mesh.polygons.foreach_set("material_index", model.extras["face_parts"].astype(np.int32))
+        _add_part_materials(mesh, model)
     return mesh
+
+
+def _add_part_materials(mesh: bpy.types.Mesh, model: FaceModel) -> None:
+    """One material per part, coloured for the viewport; the eyes' front gets the iris material,
+    since the head has no iris of its own, and see-through layers (lashes, tear film) are hidden
+    until an artist gives them alpha-textured shaders."""
+    from ..inference.head.appearance import IRIS_DEG, PART_COLOURS, eye_cone
+
+    names = [str(name) for name in model.extras["part_names"]]
+    for name in names:
+        material = bpy.data.materials.new(name)
+        material.diffuse_color = PART_COLOURS.get(name, PART_COLOURS["skin"])
+        mesh.materials.append(material)
+    parts = model.extras["face_parts"].astype(np.int32)
+    if "eyes" in names and "iris" in names:
+        eyes = parts == names.index("eyes")
+        front = np.zeros(model.n_verts, bool)
+        front[eye_cone(model, np.unique(model.faces[eyes]), IRIS_DEG)] = True
+        parts = np.where(eyes & front[model.faces].all(axis=1), names.index("iris"), parts)
+    mesh.polygons.foreach_set("material_index", parts)
 
 
 def _add_part_groups(obj: bpy.types.Object, model: FaceModel) -> None:

@@ -72,12 +72,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-# Workbench colours per part of the ICT head (others: the skin colour); the eye film is see-through.
-PART_COLOURS = {"skin": (0.80, 0.62, 0.52, 1.0), "eyes": (0.92, 0.90, 0.86, 1.0), "iris": (0.18, 0.12, 0.08, 1.0),
-                "teeth": (0.93, 0.91, 0.84, 1.0), "mouth": (0.55, 0.22, 0.22, 1.0), "lashes": (0.10, 0.08, 0.07, 1.0),
-                "eye_film": (1.0, 1.0, 1.0, 0.0)}
-
-
 def render(head: Any, path: Path, size: int, yaw_deg: float = 35.0) -> Path:
     """A three-quarter Workbench render of the head's face, smooth-shaded, each part in its own
     colour (headless: Mesa EGL where there is no GPU)."""
@@ -96,9 +90,7 @@ def render(head: Any, path: Path, size: int, yaw_deg: float = 35.0) -> Path:
     shading = scene.display.shading
     shading.light, shading.show_cavity = "STUDIO", False
     shading.color_type = "MATERIAL" if head.data.materials else "SINGLE"
-    shading.single_color = PART_COLOURS["skin"][:3]
-    for material in head.data.materials:
-        material.diffuse_color = PART_COLOURS.get(material.name.split(".")[0], PART_COLOURS["skin"])
+    shading.single_color = (0.80, 0.62, 0.52)  # a head without parts; Add Head colours each part's material
     # Frame the face: between the eyes when the rig has eye bones, else the middle of the mesh.
     rig = head.parent
     if rig is not None and "eye.L" in rig.pose.bones:

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import FileProblem
 from ..files import write_with
+from ..head.appearance import IRIS_DEG, PART_COLOURS, PUPIL, PUPIL_DEG, eye_cone
 from ..head.face_model import FaceModel
 from ..head.rig import FLAME_TO_BLENDER
 from ..perception.landmarks import N_LANDMARKS
@@ -35,10 +36,7 @@ DEPTH_SLACK = 0.05  # metres: a hit this far behind the network's depth went thr
 MIN_VIEWS = 3  # a face must be found in at least this many views
 MIN_AGREEING = 2  # ... and each landmark placed alike by at least this many
 MAX_UNSETTLED = 0.05  # the solve fails when more landmarks than this fraction are not
-COLOURS = {"skin": (0.80, 0.62, 0.52), "eyes": (0.93, 0.93, 0.90), "iris": (0.25, 0.16, 0.10),
-           "teeth": (0.92, 0.90, 0.82), "mouth": (0.62, 0.30, 0.30), "lashes": (0.08, 0.06, 0.05)}
-PUPIL = (0.02, 0.02, 0.02)
-IRIS_DEG, PUPIL_DEG = 29.0, 11.0  # half-angles seen from the eye's centre (11.7 mm iris, 12 mm radius)
+COLOURS = {name: rgba[:3] for name, rgba in PART_COLOURS.items()}  # opaque here: hidden layers are not drawn
 # An eyeball is a separate piece of mesh within this of an eye joint (metres): FLAME's eyeballs have
 # a 12 mm radius, and ICT's eye joints sit up to 5 mm off their centres.
 EYE_RADIUS = 0.02
@@ -92,13 +90,8 @@ def appearance(model: FaceModel) -> Appearance:
 
 
 def _paint_irises(model: FaceModel, shell: np.ndarray, rgba: np.ndarray) -> None:
-    for centre in model.rest_joints()[3:]:
-        side = shell[np.sign(model.v_template[shell, 0]) == np.sign(centre[0])]
-        offset = model.v_template[side] - centre
-        cosine = offset[:, 2] / np.maximum(np.linalg.norm(offset, axis=1), 1e-12)
-        angle = np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
-        rgba[side[angle < IRIS_DEG], :3] = COLOURS["iris"]
-        rgba[side[angle < PUPIL_DEG], :3] = PUPIL
+    rgba[eye_cone(model, shell, IRIS_DEG), :3] = COLOURS["iris"]
+    rgba[eye_cone(model, shell, PUPIL_DEG), :3] = PUPIL
 
 
 def _eyeball_vertices(model: FaceModel) -> np.ndarray:

@@ -38,7 +38,14 @@ def test_ict_head_has_uvs_parts_and_no_empty_correctives(blender, ict) -> None:
     assert [m.name for m in mesh.materials] == names
     index = np.empty(len(mesh.polygons), dtype=np.int32)
     mesh.polygons.foreach_get("material_index", index)
-    np.testing.assert_array_equal(index, model.extras["face_parts"])
+    parts = model.extras["face_parts"]
+    # Every triangle has its part's material, but the eyes' front wears the iris (ICT has no iris).
+    iris, eyes_part = names.index("iris"), names.index("eyes")
+    np.testing.assert_array_equal(index[parts != eyes_part], parts[parts != eyes_part])
+    front = index[parts == eyes_part] == iris
+    assert set(np.unique(index[parts == eyes_part])) == {eyes_part, iris} and 0.05 < front.mean() < 0.5
+    colours = {m.name: tuple(m.diffuse_color) for m in mesh.materials}
+    assert colours["lashes"][3] == 0.0 and colours["eye_film"][3] == 0.0 and colours["skin"][3] == 1.0
     assert [g.name for g in obj.vertex_groups] == list(JOINT_NAMES) + names
     eyes = obj.vertex_groups["eyes"].index
     in_eyes = {v.index for v in mesh.vertices if any(g.group == eyes for g in v.groups)}
