@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files import write_atomic
-from .inputs import SUMMARY, BatchInput, BatchSettings, finished_record, plan
+from .inputs import SUMMARY, BatchInput, BatchSettings, finished_record, plan, sweep_temporaries
 from .run import Progress, failed_record
 
 
@@ -59,6 +59,7 @@ def run_batch(paths: list[str], out: str | Path, settings: BatchSettings | None 
             done(item, {**earlier, "input": item.path, "status": "skipped", "seconds_earlier": earlier["seconds"],
                         "seconds": 0.0})
         else:
+            sweep_temporaries(item, out)
             todo.append(item)
     show(progress)
     ray_used = False

@@ -161,6 +161,15 @@ def finished_record(item: BatchInput, out: Path) -> dict[str, Any] | None:
     return record
 
 
+def sweep_temporaries(item: BatchInput, out: Path) -> None:
+    """Remove temporaries an interrupted or killed run left beside this input's results
+    (`files.write_with` names them `.<file>.<random>.tmp`); the results themselves are never partial."""
+    for name in [*item.outputs, f"{STATE_DIR}/{item.name}.json"]:
+        target = out / name
+        for leftover in target.parent.glob(f".{target.name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
+
+
 def write_record(item: BatchInput, out: Path, record: dict[str, Any]) -> None:
     """Written after the input's results, so a record always vouches for complete files."""
     write_atomic(item.state_path(out), json.dumps(record, indent=1).encode())

@@ -66,11 +66,9 @@ def start_ray(workers: int, address: str | None) -> Any:
         # ERROR: a private local instance need not warn about cluster authentication on every run.
         return ray.init(address="local", num_cpus=workers, include_dashboard=False,
                         logging_level=logging.ERROR, log_to_driver=False)
-    import inference
-
-    package = Path(inference.__file__).parent
+    package = Path(__file__).resolve().parents[1]  # the `inference` folder, shipped whole to the cluster
     return ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False,
-                    runtime_env={"py_modules": [str(package)], "excludes": ["__pycache__", "batch/tests"]})
+                    runtime_env={"py_modules": [str(package)], "excludes": ["__pycache__"]})
 
 
 def run_on_ray(items: list[BatchInput], settings: BatchSettings, out: Path, workers: int, address: str | None,
@@ -83,10 +81,13 @@ def run_on_ray(items: list[BatchInput], settings: BatchSettings, out: Path, work
     from .work import Worker
 
     started = start_ray(workers, address)
+    actors: list[Any] = []
+    completed = False
     try:
         # Two concurrent calls per actor: `process` and the driver's `progress` polls.
-        actor_class = ray.remote(num_cpus=1, max_restarts=RESTARTS, max_task_retries=RESTARTS,
-                                 max_concurrency=2)(Worker)
+        actor_class = ray.remote(Worker).options(num_cpus=1, max_restarts=RESTARTS, max_task_retries=RESTARTS,
+                                                 max_concurrency=2)
+        # Handles typed Any: Ray's stubs type an actor's methods as the plain class's.
         actors = [actor_class.remote(settings, str(out)) for _ in range(min(workers, len(items)))]
         queue = deque(items)
         idle = list(actors)
@@ -124,6 +125,10 @@ def run_on_ray(items: list[BatchInput], settings: BatchSettings, out: Path, work
                     pass  # a worker being restarted answers nothing this round
             progress.workers = states
             report(progress)
+        completed = True
     finally:
+        if not completed:  # interrupted: stop the inputs in flight now (their temporaries are swept next run)
+            for actor in actors:
+                ray.kill(actor)
         if started is not None:
             ray.shutdown()
