@@ -55,8 +55,11 @@ def reference(cluster: str, clips: dict[str, str], tmp_path_factory: pytest.Temp
     out = tmp_path_factory.mktemp("reference")
     names = ["take0", "take1", "take2", "shot", "photo", "broken", "missing"]
     result = run_cli("batch", *(clips[n] for n in names), "--out", str(out), "--workers", "2", "--ray", cluster,
-                     "--csv")
+                     "--csv", "--progress")
     assert result.returncode == 1, result.stderr  # two inputs failed
+    total = 3 * FRAMES + 8 + 1
+    lines = [line for line in result.stderr.splitlines() if " inputs, " in line]
+    assert lines[-1].startswith(f"7/7 inputs, {total}/{total} frames, ") and " fps" in lines[-1]
     assert json.loads(result.stdout.splitlines()[-1])["failed"] == 2
     failures = [line for line in result.stderr.splitlines() if line.startswith("failed: ")]
     assert len(failures) == 2 and any("broken.mp4" in f for f in failures) and any("missing.avi" in f for f in failures)

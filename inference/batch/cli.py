@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import asdict
@@ -89,13 +88,18 @@ def main(argv: list[str]) -> int:
     settings = BatchSettings(face=args.face, step=args.step, fps=args.fps, gaps=args.gaps,
                              smoothing=None if smoothing is None else asdict(smoothing), max_faces=args.max_faces,
                              csv=args.csv, json=args.json)
-    workers = args.workers or cluster_cpus(args.ray)
     show = not args.quiet and (args.progress or sys.stderr.isatty())
     report = ProgressLine(sys.stderr, in_place=sys.stderr.isatty()) if show else None
     from .driver import run_batch
 
+    def announce(record: dict[str, Any]) -> None:
+        if record["status"] == "failed":  # at once, not at the end: a farm log shows it as it happens
+            clear = "\r" + " " * 78 + "\r" if report is not None and report.in_place else ""
+            print(f"{clear}failed: {record['error']}", file=sys.stderr, flush=True)
+
     try:
-        summary = run_batch(args.inputs, Path(args.out), settings, workers=workers, address=args.ray, report=report)
+        summary = run_batch(args.inputs, Path(args.out), settings, workers=args.workers, address=args.ray,
+                            report=report, announce=announce)
     except KeyboardInterrupt:
         print(f"interrupted: finished inputs are kept; run the same command again to resume "
               f"({Path(args.out) / 'batch-summary.json'})", file=sys.stderr)
@@ -104,22 +108,7 @@ def main(argv: list[str]) -> int:
         print(f"error: batch into '{args.out}' stopped: {type(error).__name__}: {error}".splitlines()[0],
               file=sys.stderr)
         return 1
-    for record in summary["results"]:
-        if record["status"] == "failed":
-            print(f"failed: {record['error']}", file=sys.stderr)
     counts = {key: summary[key] for key in ("inputs", "done", "skipped", "failed", "frames", "seconds")}
     print(json.dumps({**counts, "summary": str(Path(args.out) / "batch-summary.json")}))
     return 1 if summary["failed"] else 0
 
-
-def cluster_cpus(address: str | None) -> int:
-    """Default worker count: this machine's cores, or (with --ray) the CPUs the cluster offers.
-    Asking the cluster means connecting once here; the driver then reuses the connection."""
-    if address is None:
-        return os.cpu_count() or 1
-    from .run import start_ray
-
-    start_ray(1, address)
-    import ray
-
-    return max(1, int(ray.cluster_resources().get("CPU", 1)))

@@ -22,10 +22,12 @@ from .inputs import SUMMARY, BatchInput, BatchSettings, finished_record, plan, s
 from .run import Progress, failed_record
 
 
-def run_batch(paths: list[str], out: str | Path, settings: BatchSettings | None = None, workers: int = 2,
+def run_batch(paths: list[str], out: str | Path, settings: BatchSettings | None = None, workers: int | None = None,
               address: str | None = None, report: Callable[[Progress], None] | None = None,
-              plain: bool = False) -> dict[str, Any]:
-    """Process every input into `out`; the summary (also written to `out/batch-summary.json`)."""
+              plain: bool = False, announce: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Process every input into `out`; the summary (also written to `out/batch-summary.json`).
+    `workers` None: this machine's cores, or the cluster's CPUs with `address`. `announce(record)`
+    is called as each input finishes, skipped or failed (the command line names failures at once)."""
     settings = settings or BatchSettings()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -44,6 +46,8 @@ def run_batch(paths: list[str], out: str | Path, settings: BatchSettings | None 
         finished_frames += frames
         if record["status"] == "done":
             progress.frames_run += frames
+        if announce is not None:
+            announce(record)
 
     def show(progress: Progress) -> None:
         progress.frames_done = finished_frames + sum(state["frames"] for state in progress.workers)
@@ -75,7 +79,7 @@ def run_batch(paths: list[str], out: str | Path, settings: BatchSettings | None 
             from .run import run_on_ray
 
             ray_used = True
-            run_on_ray(todo, settings, out, workers, address, progress, show, done)
+            workers = run_on_ray(todo, settings, out, workers, address, progress, show, done)
     finally:
         progress.workers = []
         progress.finished = True
@@ -85,7 +89,8 @@ def run_batch(paths: list[str], out: str | Path, settings: BatchSettings | None 
             **{status: sum(r["status"] == status for r in records.values())
                for status in ("done", "skipped", "failed")},
             "not_run": len(items) - len(records), "frames": progress.frames_run,
-            "seconds": round(time.perf_counter() - began, 3), "workers": 1 if plain else workers,
+            "seconds": round(time.perf_counter() - began, 3),
+            "workers": 1 if plain else (workers if ray_used else None),
             "ray": None if not ray_used else (address or "local"), "settings": asdict(settings),
             "results": [records.get(item.name) or {"input": item.path, "name": item.name, "kind": item.kind,
                                                    "status": "not run", "seconds": 0.0} for item in items]}

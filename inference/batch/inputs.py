@@ -134,8 +134,10 @@ def plan(paths: list[str], out: Path, settings: BatchSettings) -> list[BatchInpu
             elif not Path(path).is_file():
                 raise SequenceError(path, "does not exist." if not Path(path).exists() else "is not a file.",
                                     kind="Photo")
+            # Which extra files are written is not in the key: a missing one already makes the input unfinished.
+            shaping = {k: v for k, v in asdict(settings).items() if k not in ("csv", "json")}
             key = {"version": KEY_VERSION, "kind": kind, "content": content_digest(path, kind),
-                   "settings": asdict(settings), "encoder_sha256": encoder}
+                   "settings": shaping, "encoder_sha256": encoder}
             item.key = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
         except FieldsError as error:
             item.error = str(error)

@@ -14,6 +14,7 @@ Must not import bpy.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -71,16 +72,21 @@ def start_ray(workers: int, address: str | None) -> Any:
                     runtime_env={"py_modules": [str(package)], "excludes": ["__pycache__"]})
 
 
-def run_on_ray(items: list[BatchInput], settings: BatchSettings, out: Path, workers: int, address: str | None,
-               progress: Progress, report: Callable[[Progress], None],
-               done: Callable[[BatchInput, dict[str, Any]], None]) -> None:
+def run_on_ray(items: list[BatchInput], settings: BatchSettings, out: Path, workers: int | None,
+               address: str | None, progress: Progress, report: Callable[[Progress], None],
+               done: Callable[[BatchInput, dict[str, Any]], None]) -> int:
     """Process `items` on Ray, calling `done(item, record)` as each finishes (in any order) and
-    `report(progress)` about twice a second. Shuts Ray down afterwards if it started it here."""
+    `report(progress)` about twice a second; the number of workers used (None: this machine's
+    cores, or the cluster's CPUs). Shuts Ray down afterwards if it started it here."""
     import ray
 
     from .work import Worker
 
-    started = start_ray(workers, address)
+    if workers is None and address is None:
+        workers = os.cpu_count() or 1
+    started = start_ray(workers or 1, address)
+    if workers is None:  # asked only now, so a batch with nothing to do never connects
+        workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
     actors: list[Any] = []
     completed = False
     try:
@@ -126,6 +132,7 @@ def run_on_ray(items: list[BatchInput], settings: BatchSettings, out: Path, work
             progress.workers = states
             report(progress)
         completed = True
+        return workers
     finally:
         if not completed:  # interrupted: stop the inputs in flight now (their temporaries are swept next run)
             for actor in actors:

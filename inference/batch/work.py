@@ -75,19 +75,17 @@ class Worker:
                                   "outputs": item.outputs, "worker_pid": os.getpid()}
         try:
             record["frames"] = self._photo(item) if item.kind == "photo" else self._sequence_input(item)
-            record["status"] = "done"
+            record.update(status="done", seconds=round(time.perf_counter() - began, 3))
+            write_record(item, self.out, record)  # last: a record vouches for complete results
         except FieldsError as error:
             record.update(status="failed", error=str(error))
         except Exception as error:  # one broken input must not stop the batch
             message = f"Input '{item.path}' could not be processed: {type(error).__name__}: {error}"
             record.update(status="failed", error=message.splitlines()[0])
         finally:
-            self._count(item.name, 0)
             with self._lock:
                 self._current = None
         record["seconds"] = round(time.perf_counter() - began, 3)
-        if record["status"] == "done":
-            write_record(item, self.out, record)
         return record
 
     def _photo(self, item: BatchInput) -> int:
