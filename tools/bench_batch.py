@@ -6,8 +6,9 @@ then processes them all, alternating for --repeats rounds:
   one after another): the best a single `python -m inference` process can do;
 * ray: `run_batch(workers=N)` on a local Ray with N CPUs. Ray's own start (`ray.init`, a few seconds
   once per batch) is timed apart and shown; worker start and model loading are inside both timings.
-Prints frames/s of each, the ratio with and without Ray's start, the 1-minute load average before
-and after each run (this VM is shared), and checks that both wrote identical results.
+Prints frames/s of each, the ratio with and without Ray's start, CPU time per frame and cores kept
+busy (Ray: the workers' own CPU time per input, from the summary), the 1-minute load average
+before and after each run (this VM is shared), and checks that both wrote identical results.
 Target: ratio >= 1.7 with 2 workers on 2 cores. A script, not a timed test. Usage:
     .venv/bin/python tools/bench_batch.py [--clips 8] [--frames 200] [--workers 2] [--repeats 2]
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -33,6 +35,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 def load() -> float:
     return os.getloadavg()[0]
+
+
+def cpu_seconds() -> float:
+    """User plus system time of this process and all its threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def same_results(a: Path, b: Path, names: list[str]) -> bool:
@@ -74,11 +82,13 @@ def bench(args, work, ray, run_batch, moving_frame, write_video) -> int:  # type
     plain_s: list[float] = []
     ray_s: list[float] = []
     init_s: list[float] = []
+    cpu = {"plain": 0.0, "ray": 0.0}  # CPU seconds spent on the inputs, all rounds
     for round_ in range(args.repeats):
         before = load()
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), cpu_seconds()
         plain = run_batch(paths, work / f"plain{round_}", plain=True)
         plain_s.append(time.perf_counter() - began)
+        cpu["plain"] += cpu_seconds() - cpu_began
         print(f"  round {round_ + 1} plain: {plain_s[-1]:6.1f} s  {total / plain_s[-1]:6.1f} frames/s  "
               f"(load {before:.2f} -> {load():.2f})", flush=True)
 
@@ -91,6 +101,7 @@ def bench(args, work, ray, run_batch, moving_frame, write_video) -> int:  # type
         on_ray = run_batch(paths, work / f"ray{round_}", workers=args.workers)
         ray_s.append(time.perf_counter() - began)
         ray.shutdown()
+        cpu["ray"] += sum(record["cpu_seconds"] for record in on_ray["results"])
         print(f"  round {round_ + 1} ray:   {ray_s[-1]:6.1f} s  {total / ray_s[-1]:6.1f} frames/s  "
               f"+ ray.init {init_s[-1]:.1f} s  (load {before:.2f} -> {load():.2f})", flush=True)
         assert plain["done"] == on_ray["done"] == args.clips, (plain, on_ray)
@@ -103,6 +114,9 @@ def bench(args, work, ray, run_batch, moving_frame, write_video) -> int:  # type
     print(f"{'ratio, Ray started':28}{'1.00x':>12}{f'{plain_m / ray_m:.2f}x':>18}")
     print(f"{'ratio, with ray.init':28}{'1.00x':>12}{f'{plain_m / (ray_m + init_m):.2f}x':>18}"
           f"   (ray.init {init_m:.1f} s)")
+    runs = total * args.repeats
+    print(f"{'CPU ms per frame':28}{1000 * cpu['plain'] / runs:12.1f}{1000 * cpu['ray'] / runs:18.1f}")
+    print(f"{'cores busy (CPU s / wall s)':28}{cpu['plain'] / sum(plain_s):12.2f}{cpu['ray'] / sum(ray_s):18.2f}")
     print(f"results identical: yes; load average now {os.getloadavg()}")
     return 0
 
