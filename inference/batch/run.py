@@ -98,6 +98,8 @@ def run_on_ray(items: list[BatchInput], settings: BatchSettings, out: Path, work
         queue = deque(items)
         idle = list(actors)
         pending: dict[Any, tuple[Any, BatchInput]] = {}
+        polls: list[Any] = []
+        polled = 0.0
         while queue or pending:
             while idle and queue:
                 actor = idle.pop()
@@ -107,7 +109,10 @@ def run_on_ray(items: list[BatchInput], settings: BatchSettings, out: Path, work
                 for item in queue:
                     done(item, failed_record(item, f"Input '{item.path}' was not run: every worker was lost."))
                 break
-            ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=POLL_S)
+            # Back as soon as one input is done, so no worker idles while inputs wait (photos take ~0.1 s).
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+            if ready:  # and any others that are done too
+                ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
             for ref in ready:
                 actor, item = pending.pop(ref)
                 try:
@@ -121,16 +126,23 @@ def run_on_ray(items: list[BatchInput], settings: BatchSettings, out: Path, work
                                                  f"{type(error).__name__}.")
                     idle.append(actor)
                 done(item, record)
-            polls = [actor.progress.remote() for actor in actors]
-            answered, _ = ray.wait(polls, num_returns=len(polls), timeout=0.2)
-            states = []
-            for ref in answered:
-                try:
-                    states.append(ray.get(ref))
-                except ray.exceptions.RayError:
-                    pass  # a worker being restarted answers nothing this round
-            progress.workers = states
-            report(progress)
+            if time.monotonic() - polled >= POLL_S:
+                # Collect the answers to the previous round's polls without waiting for them: a
+                # worker still loading its models or being restarted just misses this round.
+                answered = ray.wait(polls, num_returns=len(polls), timeout=0)[0] if polls else []
+                states = []
+                for ref in answered:
+                    try:
+                        states.append(ray.get(ref))
+                    except ray.exceptions.RayError:
+                        pass  # that worker died since; Ray restarts it
+                if answered or not polls:
+                    # A poll answered before its input finished would count those frames twice.
+                    in_flight = {item.name for _, item in pending.values()}
+                    progress.workers = [state for state in states if state["input"] in in_flight]
+                polls = [actor.progress.remote() for actor in actors]
+                polled = time.monotonic()
+            report(progress)  # the display throttles itself
         completed = True
         return workers
     finally:
