@@ -19,7 +19,7 @@ ray = pytest.importorskip("ray", reason="Ray is installed by requirements/batch.
 from sequence_fixtures import moving_frame, write_folder, write_video  # noqa: E402
 
 from inference.batch.driver import run_batch  # noqa: E402
-from inference.batch.inputs import STATE_DIR, BatchSettings, unique_names  # noqa: E402
+from inference.batch.inputs import STATE_DIR, BatchSettings, plan, unique_names  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTO = ROOT / "inference" / "samples" / "astronaut.jpg"
@@ -173,3 +173,11 @@ def test_names_are_unique_and_independent_of_order() -> None:
     assert len(set(names)) == 4 and names[2] == "other"
     assert names[0].startswith("take-") and names[3].startswith("batch-summary-")
     assert unique_names(list(reversed(paths))) == list(reversed(names))
+
+
+def test_live_link_csv_is_named_as_not_yet_supported(tmp_path: Path) -> None:
+    take = tmp_path / "face_take.csv"
+    take.write_text("Timecode,BlendShapeCount,EyeBlinkLeft\n")
+    (item,) = plan([str(take)], tmp_path, BatchSettings())
+    assert item.kind == "livelink" and item.error is not None
+    assert str(take) in item.error and "Live Link Face" in item.error

@@ -1,7 +1,7 @@
 """The batch's plan: which inputs there are, what each is called in DIR, and which are already done.
 
 Runs in the driver before Ray starts. Each input gets a kind (`video`, `folder`, `photo`; Live
-Link Face CSVs get their own kind with the interchange issue, see `INPUT_KINDS`), a name unique
+Link Face CSVs get their own kind with the interchange issue, see `input_kind`), a name unique
 in DIR, a frame count for progress, and a key: the sha256 of its content (a file's bytes, a
 folder's image names and bytes in natural order) together with every setting that changes the
 result and the encoder's checksum. An input whose state record in `DIR/.fields-batch/` holds the
@@ -12,6 +12,7 @@ Must not import bpy or Ray.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -27,10 +28,6 @@ STATE_DIR = ".fields-batch"  # per-input state records, written after the input'
 SUMMARY = "batch-summary.json"
 KEY_VERSION = 1  # bump when a change in the code changes what an input's result holds
 CHUNK = 1 << 20
-# Suffixes of photo inputs; a folder or a video suffix is a sequence (`is_sequence_path`).
-# Live Link Face CSVs (issue: interchange) will be kind "livelink" with suffix .csv: until then a
-# .csv input fails with a message saying so, rather than being mistaken for anything else.
-INPUT_KINDS = {"video": "sequence", "folder": "sequence", "photo": "photo", "livelink": "not yet supported"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +59,9 @@ class BatchInput:
 
 
 def input_kind(path: str) -> str:
+    """`folder`, `video` (by suffix), `livelink` (.csv) or `photo` (anything else: the photo reader
+    names the file if it is not an image). Live Link Face CSVs arrive with the interchange issue:
+    `plan` fails them by name until then, and their worker branch goes beside `Worker._photo`."""
     from ..sequence.frames import VIDEO_SUFFIXES
 
     p = Path(path)
@@ -168,7 +168,7 @@ def sweep_temporaries(item: BatchInput, out: Path) -> None:
     (`files.write_with` names them `.<file>.<random>.tmp`); the results themselves are never partial."""
     for name in [*item.outputs, f"{STATE_DIR}/{item.name}.json"]:
         target = out / name
-        for leftover in target.parent.glob(f".{target.name}.*.tmp"):
+        for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
             leftover.unlink(missing_ok=True)
 
 
