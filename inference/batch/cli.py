@@ -82,8 +82,9 @@ class ProgressLine:
 def main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.step < 1 or args.face < 0 or (args.workers is not None and args.workers < 1):
-        parser.error("--step and --workers must be >= 1, --face >= 0")
+    if (args.step < 1 or args.face < 0 or (args.workers is not None and args.workers < 1)
+            or (args.fps is not None and args.fps <= 0) or (args.max_faces is not None and args.max_faces < 1)):
+        parser.error("--step, --workers and --max-faces must be >= 1, --face >= 0, --fps > 0")
     smoothing = smoothing_settings(args.no_smoothing, args.min_cutoff, args.beta, args.d_cutoff)
     settings = BatchSettings(face=args.face, step=args.step, fps=args.fps, gaps=args.gaps,
                              smoothing=None if smoothing is None else asdict(smoothing), max_faces=args.max_faces,
