@@ -24,6 +24,7 @@ from inference.batch.inputs import STATE_DIR, BatchSettings, plan, unique_names 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTO = ROOT / "inference" / "samples" / "astronaut.jpg"
 FRAMES = 40
+LONG = 150  # the clip a worker is killed in: long enough to be caught mid-input by a 0.5 s poll
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("clips")
     paths = {f"take{k}": str(write_video(folder / f"take{k}.avi", [moving_frame(i, FRAMES, seed=k)
                                                                     for i in range(FRAMES)])) for k in range(3)}
+    paths["long"] = str(write_video(folder / "long.avi", [moving_frame(i, LONG, seed=7) for i in range(LONG)]))
     write_folder(folder / "shot", [moving_frame(i, 8, seed=5) for i in range(8)])
     (folder / "broken.mp4").write_bytes(b"not a video" * 100)
     return {**paths, "shot": str(folder / "shot"), "broken": str(folder / "broken.mp4"),
@@ -53,13 +55,13 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def reference(cluster: str, clips: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The command line joining the module's cluster (--ray) with every kind of input, broken ones too."""
     out = tmp_path_factory.mktemp("reference")
-    names = ["take0", "take1", "take2", "shot", "photo", "broken", "missing"]
+    names = ["take0", "take1", "take2", "long", "shot", "photo", "broken", "missing"]
     result = run_cli("batch", *(clips[n] for n in names), "--out", str(out), "--workers", "2", "--ray", cluster,
                      "--csv", "--progress")
     assert result.returncode == 1, result.stderr  # two inputs failed
-    total = 3 * FRAMES + 8 + 1
+    total = 3 * FRAMES + LONG + 8 + 1
     lines = [line for line in result.stderr.splitlines() if " inputs, " in line]
-    assert lines[-1].startswith(f"7/7 inputs, {total}/{total} frames, ") and " fps" in lines[-1]
+    assert lines[-1].startswith(f"8/8 inputs, {total}/{total} frames, ") and " fps" in lines[-1]
     assert json.loads(result.stdout.splitlines()[-1])["failed"] == 2
     failures = [line for line in result.stderr.splitlines() if line.startswith("failed: ")]
     assert len(failures) == 2 and any("broken.mp4" in f for f in failures) and any("missing.avi" in f for f in failures)
@@ -81,9 +83,9 @@ def assert_same_npz(a: Path, b: Path) -> None:
 def test_broken_inputs_fail_by_name_and_the_rest_finish(reference: Path) -> None:
     summary = json.loads((reference / "batch-summary.json").read_text())
     status = {Path(r["input"]).name: r["status"] for r in summary["results"]}
-    assert status == {"take0.avi": "done", "take1.avi": "done", "take2.avi": "done", "shot": "done",
+    assert status == {"take0.avi": "done", "take1.avi": "done", "take2.avi": "done", "long.avi": "done", "shot": "done",
                       "astronaut.jpg": "done", "broken.mp4": "failed", "missing.avi": "failed"}
-    assert summary["ray"] and summary["frames"] == 3 * FRAMES + 8 + 1
+    assert summary["ray"] and summary["frames"] == 3 * FRAMES + LONG + 8 + 1
     errors = {Path(r["input"]).name: r["error"] for r in summary["results"] if r["status"] == "failed"}
     assert "cannot be opened as a video" in errors["broken.mp4"] and "does not exist" in errors["missing.avi"]
     assert all(r["seconds"] > 0 for r in summary["results"] if r["status"] == "done")
@@ -113,13 +115,13 @@ def test_a_killed_worker_has_its_input_retried(cluster: str, reference: Path, cl
             killed.update(busy[0])
             os.kill(busy[0]["pid"], signal.SIGKILL)
 
-    summary = run_batch([clips["take0"], clips["take1"], clips["take2"]], tmp_path, workers=2,
+    summary = run_batch([clips["long"], clips["take0"], clips["take1"]], tmp_path, workers=2,
                         report=kill_a_busy_worker)
     assert killed, "no worker was caught mid-input"
     assert [r["status"] for r in summary["results"]] == ["done"] * 3
     retried = next(r for r in summary["results"] if r["name"] == killed["input"])
     assert retried["worker_pid"] != killed["pid"]  # finished by the restarted worker
-    for name in ("take0", "take1", "take2"):
+    for name in ("long", "take0", "take1"):
         assert_same_npz(reference / f"{name}.npz", tmp_path / f"{name}.npz")
     assert not list(tmp_path.rglob("*.tmp"))
 
@@ -158,7 +160,7 @@ def test_an_interrupted_batch_resumes_with_identical_results(cluster: str, refer
     assert final["skipped"] == len(inputs) and final["ray"] is None
 
 
-def test_a_changed_input_is_run_again(cluster: str, clips: dict[str, str], tmp_path: Path) -> None:
+def test_a_changed_input_is_run_again(clips: dict[str, str], tmp_path: Path) -> None:
     clip = tmp_path / "clip.avi"
     clip.write_bytes(Path(clips["take2"]).read_bytes())
     run_batch([str(clip)], tmp_path / "out", workers=1, plain=True)
