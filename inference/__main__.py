@@ -1,4 +1,5 @@
-"""Command line: `python -m inference PHOTO... [--photos FOLDER]`, or `python -m inference VIDEO_OR_FOLDER --out p.npz`.
+"""Command line: `python -m inference PHOTO... [--photos FOLDER]`, `python -m inference VIDEO_OR_FOLDER --out p.npz`,
+or `python -m inference batch INPUTS... --out DIR` (many inputs on Ray: `inference/batch/`).
 
 For pipelines and render farms. Photo mode prints, per photo, one JSON object on one line (JSON
 Lines; the models load once for all of them) holding `faces` (each `bbox`,
@@ -25,6 +26,7 @@ import time
 from typing import Any
 
 from .errors import FieldsError
+from .payloads import photo_payload, smoothing_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,21 +89,13 @@ def photo_main(args: argparse.Namespace, paths: list[str]) -> int:
     failed = 0
     for path in paths:
         try:
-            result = perception.run(path)
+            payload = photo_payload(perception, encoder, path, shape_of)
         except FieldsError as error:
             if len(paths) == 1:
                 raise
             failed += 1
             print(json.dumps({"image": path, "error": str(error)}), flush=True)
             continue
-        payload = {"image": path, **result.to_json()}
-        if encoder is not None:
-            payload["model"] = encoder.describe()
-            for face, entry in zip(result.faces, payload["faces"], strict=True):
-                expression = encoder.predict_face(face)
-                entry.update(expression.to_json())
-                if shape_of is not None:
-                    entry["shape"] = shape_of(face, expression).to_json()
         print(json.dumps(payload, indent=args.indent), flush=True)
     return 1 if failed else 0
 
@@ -164,14 +158,9 @@ class Progress:
 def sequence_main(args: argparse.Namespace, path: str) -> dict[str, Any]:
     from .sequence.frames import open_source
     from .sequence.pipeline import SequencePipeline, save_result
-    from .sequence.smoothing import OneEuroSettings
 
     source = open_source(path, args.start, args.end, args.step, args.fps)
-    defaults = OneEuroSettings()
-    smoothing = None if args.no_smoothing else OneEuroSettings(
-        min_cutoff=args.min_cutoff if args.min_cutoff is not None else defaults.min_cutoff,
-        beta=args.beta if args.beta is not None else defaults.beta,
-        d_cutoff=args.d_cutoff if args.d_cutoff is not None else defaults.d_cutoff)
+    smoothing = smoothing_settings(args.no_smoothing, args.min_cutoff, args.beta, args.d_cutoff)
     pipeline = SequencePipeline(face=args.face)
     show = not args.quiet and (args.progress or sys.stderr.isatty())
     progress = Progress(sys.stderr, in_place=sys.stderr.isatty()) if show else None
@@ -193,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     # FFmpeg prints its own complaint ("moov atom not found") before ours; the contract is one line.
     # OpenCV reads this when it first opens a video; a user's own setting wins.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "0")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["batch"]:  # a file really named "batch" is read as ./batch
+        from .batch.cli import main as batch_main
+
+        return batch_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.sources and not args.photos:

@@ -42,7 +42,7 @@ def test_manifest_rules() -> None:
     assert MANIFEST["license"] == ["SPDX:GPL-3.0-or-later"]
     assert set(MANIFEST["permissions"]) == {"files"}
     excluded = MANIFEST["build"]["paths_exclude_pattern"]
-    for folder in ("/training/", "/tests/", "/docs/", "/tools/"):
+    for folder in ("/training/", "/tests/", "/docs/", "/tools/", "/inference/batch/"):
         assert folder in excluded
 
 

@@ -1,0 +1,40 @@
+"""What one input becomes, shared by the command line and the batch so both give the same result.
+
+`photo_payload` is photo mode's JSON object for one photo (perception, then the encoder per face);
+`smoothing_settings` turns the command line's One-Euro options into the settings the sequence
+pipeline takes, with the same defaults everywhere. Keeping them here, not in `__main__`, is what
+lets a batch result equal a single run's byte for byte. Must not import bpy (nor Ray).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def photo_payload(perception: Any, encoder: Any, path: str, shape_of: Any = None) -> dict[str, Any]:
+    """`{"image": path, faces..., width, height}` plus, with an encoder, `model` and each face's
+    expression, jaw, eyelids, gaze and emotion, and with `shape_of(face, expression)` (Match face
+    shape) its fitted identity. Raises the perception's `FieldsError` on a bad file."""
+    result = perception.run(path)
+    payload = {"image": path, **result.to_json()}
+    if encoder is not None:
+        payload["model"] = encoder.describe()
+        for face, entry in zip(result.faces, payload["faces"], strict=True):
+            expression = encoder.predict_face(face)
+            entry.update(expression.to_json())
+            if shape_of is not None:
+                entry["shape"] = shape_of(face, expression).to_json()
+    return payload
+
+
+def smoothing_settings(no_smoothing: bool = False, min_cutoff: float | None = None, beta: float | None = None,
+                       d_cutoff: float | None = None) -> Any:
+    """`OneEuroSettings` with each option given or defaulted, or None when smoothing is off."""
+    from .sequence.smoothing import OneEuroSettings
+
+    if no_smoothing:
+        return None
+    defaults = OneEuroSettings()
+    return OneEuroSettings(min_cutoff=min_cutoff if min_cutoff is not None else defaults.min_cutoff,
+                           beta=beta if beta is not None else defaults.beta,
+                           d_cutoff=d_cutoff if d_cutoff is not None else defaults.d_cutoff)
