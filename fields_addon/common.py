@@ -61,6 +61,8 @@ def planner(context: bpy.types.Context, encoder: Any, target: bpy.types.Object,
     chosen = set(parts)
     retarget = sessions.flame_retargeting(
         face_model.file, target.name, str(target.get("fields_face_model_sha256", "")),
-        bpy.path.abspath(prefs.flame_path), bpy.path.abspath(prefs.embedding_path) if prefs.embedding_path else "")
+        bpy.path.abspath(prefs.flame_path), bpy.path.abspath(prefs.embedding_path) if prefs.embedding_path else "",
+        face_model.embedding)
     return lambda expression: plan(expression, face_model, described, chosen,
-                                   arkit=lambda: sessions.arkit_mapping(face_model.file), retarget=retarget)
+                                   arkit=lambda: sessions.arkit_mapping(face_model.file), retarget=retarget,
+                                   head_tables=lambda described: sessions.head_tables(described.face_model_sha256))

@@ -80,8 +80,32 @@ def arkit_mapping(face_model_file: str) -> Any:
     return _cached(f"arkit:{path}", _stamp(path), lambda: arkit_mapping(load_face_model(path)))
 
 
-def retargeter(source_file: str, flame_path: str, embedding_path: str) -> Any:
-    """A Retargeter from the encoder's face model to the FLAME model at `flame_path`."""
+def head_tables(sha256: str) -> Any:
+    """The shape-key names and ARKit table of the shipped head file whose sha256 is `sha256`, or
+    None (a FLAME head, or a head file that carries no ARKit table)."""
+    from ..inference.expression.encoder import head_tables as read_tables
+    from ..inference.head.default_head import HEAD_FILE
+    from ..inference.head.face_model import file_sha256
+
+    if not sha256:
+        return None
+    heads = sorted(HEAD_FILE.parent.glob("*.npz"))
+
+    def find() -> Any:
+        for path in heads:
+            if file_sha256(path) == sha256:
+                try:
+                    return read_tables(path)
+                except (KeyError, ValueError):
+                    return None
+        return None
+
+    return _cached(f"tables:{sha256}", _stamp(*heads), find)
+
+
+def retargeter(source_file: str, flame_path: str, embedding_path: str, source_embedding: str = "") -> Any:
+    """A Retargeter from the encoder's head to the FLAME model at `flame_path`: through the source's
+    own landmark embedding when it has one (the ICT head), else landmark i = vertex i (the open head)."""
     from ..inference.head.default_head import HEAD_FILE
     from ..inference.head.face_model import load_face_model
     from ..inference.retarget.correspondence import Correspondence
@@ -91,13 +115,18 @@ def retargeter(source_file: str, flame_path: str, embedding_path: str) -> Any:
 
     def make() -> Any:
         source, target = load_face_model(source_path), load_face_model(flame_path)
-        return target, Retargeter(source, target, Correspondence.open_head_to_flame(embedding_path, target))
+        if source_embedding:
+            pairs = Correspondence.between_embeddings(HEAD_FILE.with_name(source_embedding), source,
+                                                      embedding_path, target)
+        else:
+            pairs = Correspondence.open_head_to_flame(embedding_path, target)
+        return target, Retargeter(source, target, pairs)
 
-    return _cached(f"retarget:{flame_path}", _stamp(source_path, flame_path, embedding_path), make)
+    return _cached(f"retarget:{source_file}:{flame_path}", _stamp(source_path, flame_path, embedding_path), make)
 
 
 def flame_retargeting(source_file: str, target_name: str, target_sha256: str, flame_path: str,
-                      embedding_path: str) -> Any:
+                      embedding_path: str, source_embedding: str = "") -> Any:
     """The FLAME route's `retarget` callable for `reconstruct.plan` (source parameters -> ({key:
     expression value}, pose, eyelids)). The files are checked and the solver built only when it is
     called: only a FLAME head of another face model needs them. Raises ReconstructError naming
@@ -115,7 +144,7 @@ def flame_retargeting(source_file: str, target_name: str, target_sha256: str, fl
                                    "embedding (mediapipe_landmark_embedding.npz) in the add-on's "
                                    "preferences to retarget onto it.")
         try:
-            model, solver = retargeter(source_file, flame_path, embedding_path)
+            model, solver = retargeter(source_file, flame_path, embedding_path, source_embedding)
         except ValueError as error:
             raise FieldsError(f"Cannot retarget onto '{target_name}': {error}.") from None
         solved = solver.retarget(params.expression, params.pose, params.eyelids)
