@@ -85,7 +85,8 @@ def test_units_drive_every_head() -> None:
     units = dict.fromkeys(ARKIT_NAMES, 0.0)
     units.update(jawOpen=0.5, mouthSmileLeft=0.7, eyeBlinkLeft=0.4, eyeLookUpLeft=0.3)
     expression = Expression(expression={"a": 0.0, "b": 0.0}, jaw=np.zeros(3), eyelids=np.zeros(2),
-                            gaze=np.zeros((2, 3)), emotion="happiness", emotion_probs={"happiness": 1.0}, intensity=0.5, units=units)
+                            gaze=np.zeros((2, 3)), emotion="happiness", emotion_probs={"happiness": 1.0},
+                            intensity=0.5, units=units)
     rig = Target("rig", ("jawOpen", "mouthSmileLeft", "eyeBlinkLeft", "unrelated"))
     by_name = plan(expression, MODEL, rig, {"expression", "jaw", "eyelids"})
     assert by_name.route == "arkit" and by_name.weights == pytest.approx(
