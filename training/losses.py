@@ -1,8 +1,8 @@
 """The FIELDS losses, for an encoder whose expression output is the 52 ARKit units.
 
 (a) Direct supervision on synthetic faces: the units' squared error, and the landmark error (cm)
-    they cause on the ICT head (exact forward at the embedding's points, the face's own identity),
-    so each unit's error is weighted by what it does to the face.
+    they cause on the ICT head (linearised: the head's landmark change per unit at weight 1), so
+    each unit's error is weighted by what it does to the face.
 (b) 2D consistency on real faces (`Consistency`): the ICT head driven by the predicted units must
     reproduce the observed landmarks (pose-normalised, so the head pose is already removed) after
     a similarity alignment, with the face's identity solved in closed form (ridge) inside the loss;
@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 from .head_fit import REGIONS
-from .ict import CM, IctLandmarks, TorchIctLandmarks
+from .ict import CM, IctLandmarks
 
 REGION_WEIGHT = 3.0  # mouth, eyes and brows count three times the rest of the face
 IDENTITY_RIDGE = 0.005  # as the per-photo fit's (training.head_fit): identity must not absorb expression
@@ -37,10 +37,12 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / mask.sum().clamp_min(1.0)
 
 
-def direct_3d(units: torch.Tensor, target: torch.Tensor, shape: torch.Tensor,
-              head: TorchIctLandmarks) -> dict[str, torch.Tensor]:
-    predicted, actual = head(units, shape), head(target, shape)
-    return {"units": (units - target).square().mean(1), "landmarks_3d": (predicted - actual).norm(dim=-1).mean(1)}
+def direct_3d(units: torch.Tensor, target: torch.Tensor, unit_basis: torch.Tensor) -> dict[str, torch.Tensor]:
+    """`unit_basis` (52, 478, 3) cm: the ICT head's landmark change per unit (secant at weight 1).
+    Linear in the units, so the face's identity cancels from the difference; the exact forward
+    (`TorchIctLandmarks`) costs ~50x more per step on the CPU and is kept for evaluation."""
+    gap = torch.einsum("bu,uld->bld", units - target, unit_basis)
+    return {"units": (units - target).square().mean(1), "landmarks_3d": gap.norm(dim=-1).mean(1)}
 
 
 def _similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:

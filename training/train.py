@@ -86,7 +86,7 @@ class Setup:
     data: dict[str, torch.Tensor]  # this rank's synthetic rows
     real: dict[str, torch.Tensor]  # features, mediapipe (52 units), emotion (-1: none)
     val_set: Batch
-    head: TorchIctLandmarks
+    unit_basis: torch.Tensor  # (52, 478, 3) cm
     consistency: losses.Consistency | None
     class_weights: torch.Tensor  # (8,) balanced weights of the real labels
     prototypes: torch.Tensor  # (8, 52)
@@ -132,7 +132,7 @@ def assemble(config: TrainConfig, device: torch.device, rank: int, world: int, l
     weights = np.minimum(counts.sum() / (len(counts) * np.maximum(counts, 1.0)), MAX_CLASS_WEIGHT)
     weights /= (weights * counts).sum() / counts.sum()
     return Setup({name: value[shard] for name, value in data.items()}, real_tensors, val_set,
-                 TorchIctLandmarks(head).to(device), consistency,
+                 torch.as_tensor(head.unit_basis * 100.0).float().to(device), consistency,
                  torch.as_tensor(weights).float().to(device),
                  torch.as_tensor(PROTOTYPES).float().to(device))
 
@@ -144,7 +144,7 @@ def step_losses(net: torch.nn.Module, batch: dict[str, torch.Tensor], real: dict
     features = batch["features"] if real is None else torch.cat([batch["features"], real["features"]])
     units, logits, intensity = net(features)
     terms = {name: value.mean() for name, value in
-             losses.direct_3d(units[:count], batch["arkit"], batch["shape"], setup.head).items()}
+             losses.direct_3d(units[:count], batch["arkit"], setup.unit_basis).items()}
     terms.update({name: value.mean() for name, value in
                   losses.emotion(logits[:count], intensity[:count], units[:count], batch["emotion"],
                                  batch["intensity"], setup.prototypes).items()})
