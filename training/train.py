@@ -36,6 +36,9 @@ from .model import Encoder
 from .synthetic import PROTOTYPES, Batch
 
 MAX_CLASS_WEIGHT = 5.0
+# MediaPipe reads the ICT head's blink at weight 1 as 0.64-0.77: as a pseudo-label it would pull the
+# eyelids (which the head closes fully at 1) short of closing; the synthetic labels teach them alone.
+PSEUDO_UNITS = torch.tensor([0.0 if n.startswith("eyeBlink") else 1.0 for n in ARKIT_NAMES])
 JAW = 2  # FLAME's joint order: root, neck, jaw, eye.L, eye.R
 
 
@@ -151,13 +154,16 @@ def step_losses(net: torch.nn.Module, batch: dict[str, torch.Tensor], real: dict
     if real is not None and setup.consistency is not None:
         observed = real["features"][:, : N_LANDMARKS * 3].reshape(-1, N_LANDMARKS, 3)
         terms["landmarks_2d"] = setup.consistency(units[count:], observed).mean()
-        terms["pseudo"] = (units[count:] - real["mediapipe"]).square().mean()
+        terms["pseudo"] = ((units[count:] - real["mediapipe"]).square() * PSEUDO_UNITS.to(units.device)).mean()
         labelled = real["emotion"] >= 0
         terms["emotion_real"] = losses.real_emotion(logits[count:], real["emotion"], setup.class_weights,
                                                     config.loss.label_smoothing).sum() / labelled.sum().clamp_min(1)
-        # (d) on real faces: a neutral label means no intensity.
-        neutral = real["emotion"] == EMOTIONS.index("neutral")
-        terms["intensity"] = terms["intensity"] + losses.masked_mean(intensity[count:, 0].abs(), neutral)
+        # (d) on real faces: the intensity agrees with the expression's size, its units' projection
+        # onto the labelled class's prototype (not pushed by it: detached); neutral means none.
+        proto = setup.prototypes[real["emotion"].clamp_min(0)]
+        size = ((units[count:].detach() * proto).sum(1) / proto.square().sum(1).clamp_min(1e-9)).clamp(0, 1)
+        size = torch.where(real["emotion"] == EMOTIONS.index("neutral"), torch.zeros_like(size), size)
+        terms["intensity"] = terms["intensity"] + losses.masked_mean((intensity[count:, 0] - size).abs(), labelled)
     return terms
 
 
