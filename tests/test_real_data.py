@@ -237,3 +237,22 @@ def test_logistic_reader_learns_from_training_rows_only() -> None:
         make_reader("nope", scores, emotion)
     with pytest.raises(DataError, match="Reader 'encoder=/no/such/run': '/no/such/run' does not exist"):
         make_reader("encoder=/no/such/run", scores, emotion)
+
+
+def test_the_shipped_encoder_reads_units_on_the_astronaut() -> None:
+    """The shipped reader is the units encoder: its ARKit units are the encoder's own output, and
+    the astronaut's smile shows in them at MediaPipe's scale (issue 12's measuring stick)."""
+    from inference.expression.features import encoder_input
+    from inference.perception.blendshapes import ARKIT_NAMES
+    from inference.perception.pipeline import Perception
+    from training.readers import ReaderInput, make_reader
+
+    astronaut = Path(__file__).resolve().parent.parent / "inference" / "samples" / "astronaut.jpg"
+    face = Perception(max_faces=1).run(astronaut).faces[0]
+    faces = ReaderInput(face.landmarks_px[None], face.scores[None], np.array([[512, 512]]),
+                        encoder_input(face)[None])
+    reading = make_reader("shipped", np.zeros((0, 52)), np.zeros(0, int)).read(faces)
+    smile = [ARKIT_NAMES.index("mouthSmileLeft"), ARKIT_NAMES.index("mouthSmileRight")]
+    assert reading.arkit.shape == (1, 52) and reading.arkit.min() >= 0 and reading.arkit.max() <= 1
+    assert reading.arkit[0, smile].min() > 0.3 and reading.emotion[0] == 1  # happiness
+    assert abs(reading.arkit[0, smile].mean() - mediapipe_arkit(face.scores[None])[0, smile].mean()) < 0.3
