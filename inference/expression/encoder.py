@@ -123,6 +123,8 @@ class ExpressionEncoder:
             raise EncoderFileError(metadata_path, f"names the head '{head_file}', which has no usable ARKit "
                                    f"table ({exc})") from None
         self.face_model = FaceModelContract.from_metadata(head, expression_names)
+        self._params = np.concatenate([self.mapping.expression, self.mapping.pose.reshape(len(ARKIT_NAMES), -1),
+                                       self.mapping.eyelids], axis=1).astype(np.float32)
         self.expression_names = list(expression_names)
         if self.metadata.get("feature_version", FEATURE_VERSION) != FEATURE_VERSION:
             raise EncoderFileError(metadata_path, "was trained on another feature layout; retrain it")
@@ -144,12 +146,14 @@ class ExpressionEncoder:
         logits = outputs["emotion_logits"]
         probs = np.exp(logits - logits.max(1, keepdims=True))
         outputs["emotion_probs"] = probs / probs.sum(1, keepdims=True)
-        units = outputs["units"].astype(np.float64)
-        pose = np.einsum("bu,ujd->bjd", units, self.mapping.pose)
-        outputs["expression"] = (units @ self.mapping.expression).astype(np.float32)
-        outputs["jaw"] = pose[:, JAW].astype(np.float32)
-        outputs["gaze"] = pose[:, [EYE_L, EYE_R]].astype(np.float32)
-        outputs["eyelids"] = (units @ self.mapping.eyelids).astype(np.float32)
+        # The head's parameters in one product: [expression | pose (5 x 3) | eyelids] per unit.
+        params = outputs["units"] @ self._params
+        n_expr = self.mapping.expression.shape[1]
+        pose = params[:, n_expr:n_expr + 15].reshape(-1, 5, 3)
+        outputs["expression"] = params[:, :n_expr]
+        outputs["jaw"] = pose[:, JAW]
+        outputs["gaze"] = pose[:, [EYE_L, EYE_R]]
+        outputs["eyelids"] = params[:, n_expr + 15:]
         return outputs
 
     def predict(self, features: np.ndarray) -> list[Expression]:
