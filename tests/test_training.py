@@ -1,5 +1,5 @@
 """The training package (issue 5): strict config, a tiny real training run end to end (data,
-two stages, ONNX export checked against PyTorch, metadata, the inference-side runner), the real-data
+one stage of synthetic + real batches, ONNX export checked against PyTorch, metadata, the inference-side runner), the real-data
 adapters on fixtures made here, failure paths that leave nothing half-written, and DDP on two CPU
 processes."""
 
