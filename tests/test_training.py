@@ -1,7 +1,7 @@
 """The training package (issues 5, 12): strict config, a tiny real training run end to end (data,
 one stage of synthetic + real batches, ONNX export checked against PyTorch, metadata, the
-inference-side runner), the ICT head's landmark cut, the real-data adapters on fixtures made here, failure paths that leave nothing half-written, and DDP on two CPU
-processes."""
+inference-side runner), the ICT head's landmark cut, the real-data adapters on fixtures made
+here, failure paths that leave nothing half-written, and DDP on two CPU processes."""
 
 from __future__ import annotations
 
