@@ -65,20 +65,6 @@ def head_file(context: bpy.types.Context, target: bpy.types.Object) -> str:
     return ""
 
 
-def own_arkit_table(context: bpy.types.Context, target: bpy.types.Object) -> Any:
-    """(ARKit table, expression names) of the head `target` was built from, when its file has a
-    table (the ICT head does); None otherwise."""
-    from ..inference.head.default_head import arkit_mapping
-
-    path = head_file(context, target)
-    if not path:
-        return None
-    model = sessions.face_model(path)
-    if "arkit_names" not in model.extras:
-        return None
-    return arkit_mapping(model), model.expression_names
-
-
 def planner(context: bpy.types.Context, encoder: Any, target: bpy.types.Object,
             parts: Iterable[str]) -> Callable[[Any], Any]:
     """`expression -> Plan` for `target` with `encoder`'s face model: the photo's and every
@@ -91,9 +77,8 @@ def planner(context: bpy.types.Context, encoder: Any, target: bpy.types.Object,
     chosen = set(parts)
     retarget = sessions.flame_retargeting(
         face_model.file, target.name, str(target.get("fields_face_model_sha256", "")),
-        bpy.path.abspath(prefs.flame_path), bpy.path.abspath(prefs.embedding_path) if prefs.embedding_path else "")
-    # Read now, not per frame: a sequence's modal run must not hold on to the context.
-    own = own_arkit_table(context, target) if described.face_model else None
+        bpy.path.abspath(prefs.flame_path), bpy.path.abspath(prefs.embedding_path) if prefs.embedding_path else "",
+        face_model.embedding)
     return lambda expression: plan(expression, face_model, described, chosen,
                                    arkit=lambda: sessions.arkit_mapping(face_model.file), retarget=retarget,
-                                   target_arkit=lambda: own)
+                                   head_tables=lambda described: sessions.head_tables(described.face_model_sha256))

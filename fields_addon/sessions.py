@@ -99,10 +99,35 @@ def digest(path: str | os.PathLike[str]) -> str:
     return str(_cached(f"sha256:{path}", _stamp(path), lambda: file_sha256(path)))
 
 
-def retargeter(source_file: str, flame_path: str, embedding_path: str, flame_sha256: str = "") -> Any:
-    """A Retargeter from the encoder's face model to the FLAME model at `flame_path`, through the
-    user's embedding file, or (none set) our automatic embedding of the FLAME file, cached by its
-    `flame_sha256` (computed on first use: renders in this Blender)."""
+def head_tables(sha256: str) -> Any:
+    """The shape-key names and ARKit table of the shipped head file whose sha256 is `sha256`, or
+    None (a FLAME head, or a head file that carries no ARKit table)."""
+    from ..inference.expression.encoder import head_tables as read_tables
+    from ..inference.head.default_head import HEAD_FILE
+    from ..inference.head.face_model import file_sha256
+
+    if not sha256:
+        return None
+    heads = sorted(HEAD_FILE.parent.glob("*.npz"))
+
+    def find() -> Any:
+        for path in heads:
+            if file_sha256(path) == sha256:
+                try:
+                    return read_tables(path)
+                except (KeyError, ValueError):
+                    return None
+        return None
+
+    return _cached(f"tables:{sha256}", _stamp(*heads), find)
+
+
+def retargeter(source_file: str, flame_path: str, embedding_path: str, flame_sha256: str = "",
+               source_embedding: str = "") -> Any:
+    """A Retargeter from the encoder's head to the FLAME model at `flame_path`. The source's points
+    are its own landmark embedding when it has one (the ICT head), else landmark i = vertex i (the
+    open head); the target's are the user's embedding file, or (none set) our automatic embedding
+    of the FLAME file, cached by its `flame_sha256` (computed on first use: renders in this Blender)."""
     from ..inference.head.default_head import HEAD_FILE
     from ..inference.head.face_model import load_face_model
     from ..inference.retarget.correspondence import Correspondence, load_mediapipe_embedding, open_head_landmarks
@@ -121,14 +146,17 @@ def retargeter(source_file: str, flame_path: str, embedding_path: str, flame_sha
             points = landmark_embedding.automatic(target, flame_sha256, perception(), _warnings.append)
             # The irises turn with the gaze, which is copied, not solved: like FLAME's own embedding, none.
             points = points.select(points.labels[points.labels < N_FACE_MESH])
-        return target, Retargeter(source, target, Correspondence.by_label(open_head_landmarks(), points))
+        source_points = (load_mediapipe_embedding(HEAD_FILE.with_name(source_embedding), source) if source_embedding
+                         else open_head_landmarks())
+        return target, Retargeter(source, target, Correspondence.by_label(source_points, points))
 
     key = embedding_path or f"automatic:{flame_sha256}"
-    return _cached(f"retarget:{flame_path}", _stamp(source_path, flame_path, embedding_path) + (key,), make)
+    return _cached(f"retarget:{source_file}:{flame_path}", _stamp(source_path, flame_path, embedding_path) + (key,),
+                   make)
 
 
 def flame_retargeting(source_file: str, target_name: str, target_sha256: str, flame_path: str,
-                      embedding_path: str) -> Any:
+                      embedding_path: str, source_embedding: str = "") -> Any:
     """The FLAME route's `retarget` callable for `reconstruct.plan` (source parameters -> ({key:
     expression value}, pose, eyelids)). The files are checked and the solver built only when it is
     called: only a FLAME head of another face model needs them. Raises ReconstructError naming
@@ -143,7 +171,7 @@ def flame_retargeting(source_file: str, target_name: str, target_sha256: str, fl
             raise ReconstructError(f"'{target_name}' is a FLAME head: set the FLAME file it was built from "
                                    "in the add-on's preferences to retarget onto it.")
         try:
-            model, solver = retargeter(source_file, flame_path, embedding_path, target_sha256)
+            model, solver = retargeter(source_file, flame_path, embedding_path, target_sha256, source_embedding)
         except ValueError as error:
             raise FieldsError(f"Cannot retarget onto '{target_name}': {error}.") from None
         solved = solver.retarget(params.expression, params.pose, params.eyelids)

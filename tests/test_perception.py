@@ -221,14 +221,16 @@ def test_cli_prints_one_json_object() -> None:
     payload = json.loads(done.stdout)
     assert set(payload) >= {"faces", "providers"}
     face = payload["faces"][0]
-    assert set(face) == {"bbox", "score", "landmarks_px", "blendshapes", "matrix", "expression", "jaw", "eyelids",
-                         "gaze", "emotion"}
+    assert set(face) == {"bbox", "score", "landmarks_px", "blendshapes", "matrix", "units", "head_pose", "expression",
+                         "jaw", "eyelids", "gaze", "emotion"}
     assert np.array(face["landmarks_px"]).shape == (478, 3) and np.array(face["matrix"]).shape == (4, 4)
     assert face["blendshapes"]["mouthSmileLeft"] > 0.6
-    # The shipped encoder (issue 5) reads the astronaut's smile as happiness, at least half strength.
+    # The shipped encoder (issues 5, 12) reads the astronaut's smile as happiness, at least half strength,
+    # with a visible smile in its ARKit units and in the ICT head's keys they drive.
     assert face["emotion"]["label"] == "happiness" and face["emotion"]["intensity"] >= 0.5
-    assert face["expression"]["mouthSmileLeft"] > 0.3 and face["expression"]["mouthSmileRight"] > 0.3
-    assert payload["model"]["face_model"]["name"] == "FIELDS open head" and len(payload["model"]["sha256"]) == 64
+    assert face["units"]["mouthSmileLeft"] > 0.3 and face["units"]["mouthSmileRight"] > 0.3
+    assert face["expression"]["mouthSmileLeft"] == pytest.approx(face["units"]["mouthSmileLeft"], abs=1e-4)
+    assert payload["model"]["head"]["name"] == "ICT head" and len(payload["model"]["sha256"]) == 64
     only = json.loads(run_cli(str(ROOT / "inference" / "samples" / "astronaut.jpg"), "--perception-only").stdout)
     assert "emotion" not in only["faces"][0] and "model" not in only
 

@@ -17,7 +17,6 @@ from training.head_fit import (
     LandmarkEmbedding,
     drive_photo,
     fit_photo,
-    open_head,
     region_residuals,
     similarity,
 )
@@ -182,7 +181,7 @@ def test_still_stretches_jitter_and_lag() -> None:
     assert lag_ms(late, signal, found, fps) == pytest.approx(3 * 1000 / fps)
 
 
-def test_residuals_and_the_head_fit_on_the_open_head() -> None:
+def test_residuals_and_the_head_fit_on_the_ict_head() -> None:
     rng = np.random.default_rng(1)
     points = rng.normal(size=(478, 3))
     rotation = np.linalg.qr(rng.normal(size=(3, 3)))[0]
@@ -193,8 +192,10 @@ def test_residuals_and_the_head_fit_on_the_open_head() -> None:
     embedded = LandmarkEmbedding(np.array([[0, 1, 2]]), np.array([[0.5, 0.25, 0.25]])).apply(np.eye(3))
     np.testing.assert_allclose(embedded, [[0.5, 0.25, 0.25]])
 
-    head = open_head()
     from inference.perception.blendshapes import ARKIT_NAMES
+    from training.ict import landmark_head
+
+    head = landmark_head()  # the shipped ICT head, read at our MediaPipe landmark embedding
 
     weights = np.zeros(52)
     for name, value in (("jawOpen", 0.5), ("mouthSmileLeft", 0.7), ("browInnerUp", 0.6)):
@@ -234,3 +235,24 @@ def test_logistic_reader_learns_from_training_rows_only() -> None:
     np.testing.assert_allclose(reading.arkit, np.clip(mediapipe_arkit(scores), 0, 1))
     with pytest.raises(DataError, match="Unknown reader 'nope'"):
         make_reader("nope", scores, emotion)
+    with pytest.raises(DataError, match="Reader 'encoder=/no/such/run': '/no/such/run' does not exist"):
+        make_reader("encoder=/no/such/run", scores, emotion)
+
+
+def test_the_shipped_encoder_reads_units_on_the_astronaut() -> None:
+    """The shipped reader is the units encoder: its ARKit units are the encoder's own output, and
+    the astronaut's smile shows in them at MediaPipe's scale (issue 12's measuring stick)."""
+    from inference.expression.features import encoder_input
+    from inference.perception.blendshapes import ARKIT_NAMES
+    from inference.perception.pipeline import Perception
+    from training.readers import ReaderInput, make_reader
+
+    astronaut = Path(__file__).resolve().parent.parent / "inference" / "samples" / "astronaut.jpg"
+    face = Perception(max_faces=1).run(astronaut).faces[0]
+    faces = ReaderInput(face.landmarks_px[None], face.scores[None], np.array([[512, 512]]),
+                        encoder_input(face)[None])
+    reading = make_reader("shipped", np.zeros((0, 52)), np.zeros(0, int)).read(faces)
+    smile = [ARKIT_NAMES.index("mouthSmileLeft"), ARKIT_NAMES.index("mouthSmileRight")]
+    assert reading.arkit.shape == (1, 52) and reading.arkit.min() >= 0 and reading.arkit.max() <= 1
+    assert reading.arkit[0, smile].min() > 0.3 and reading.emotion[0] == 1  # happiness
+    assert abs(reading.arkit[0, smile].mean() - mediapipe_arkit(face.scores[None])[0, smile].mean()) < 0.3

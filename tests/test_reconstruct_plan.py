@@ -70,3 +70,37 @@ def test_routes() -> None:
     with pytest.raises(ReconstructError, match="Nothing to apply"):
         plan(_expression(["a", "b"]), MODEL, head, set())
     assert weight_property("x" * 80) == ("fields_w_" + "x" * 80)[:63]
+
+
+def test_units_drive_every_head() -> None:
+    """One output for every head (issue 12): an ARKit rig takes the units by name; a FIELDS head
+    whose file carries an ARKit table (the shipped ICT head) takes them through that table, which
+    for the ICT head is the identity on its keys, with the jaw and eye bones following the units."""
+    from pathlib import Path
+
+    from inference.expression.encoder import head_tables
+    from inference.head.default_head import JAW
+    from inference.perception.blendshapes import ARKIT_NAMES
+
+    units = dict.fromkeys(ARKIT_NAMES, 0.0)
+    units.update(jawOpen=0.5, mouthSmileLeft=0.7, eyeBlinkLeft=0.4, eyeLookUpLeft=0.3)
+    expression = Expression(expression={"a": 0.0, "b": 0.0}, jaw=np.zeros(3), eyelids=np.zeros(2),
+                            gaze=np.zeros((2, 3)), emotion="happiness", emotion_probs={"happiness": 1.0},
+                            intensity=0.5, units=units)
+    rig = Target("rig", ("jawOpen", "mouthSmileLeft", "eyeBlinkLeft", "unrelated"))
+    by_name = plan(expression, MODEL, rig, {"expression", "jaw", "eyelids"})
+    assert by_name.route == "arkit" and by_name.weights == pytest.approx(
+        {"jawOpen": 0.5, "mouthSmileLeft": 0.7, "eyeBlinkLeft": 0.4})
+
+    ict = Path(__file__).resolve().parent.parent / "inference" / "models" / "ict_head.npz"
+    names, mapping = head_tables(ict)
+    head = Target("ICT", (*names, "eyelid_L", "eyelid_R"), ("jaw", "eye.L", "eye.R"), "ICT head", "sha",
+                  ("eyelid_L", "eyelid_R"))
+    direct = plan(expression, MODEL, head, {"expression", "jaw", "eyelids", "gaze"},
+                  head_tables=lambda target: (names, mapping) if target.face_model_sha256 == "sha" else None)
+    assert direct.route == "direct"
+    assert direct.weights["mouthSmileLeft"] == pytest.approx(0.7) and direct.weights["jawOpen"] == pytest.approx(0.5)
+    assert direct.weights["eyelid_L"] == pytest.approx(0.4) and direct.weights["eyelid_R"] == 0.0
+    np.testing.assert_allclose(direct.rotations["jaw"],
+                               bone_axis_angle("jaw", 0.5 * mapping.pose[ARKIT_NAMES.index("jawOpen"), JAW]))
+    assert np.linalg.norm(direct.rotations["eye.L"]) > 0.1 and np.linalg.norm(direct.rotations["eye.R"]) == 0.0

@@ -1,6 +1,6 @@
 """Per-frame planning of a sequence onto a target's channels (issue 7), without Blender: column
 layout (weights, bone axis-angles x3, intensity), NaN rows left unkeyed, no face at all an error,
-and equality with the photo path's `plan` on the real open head."""
+and equality with the photo path's `plan` on the shipped encoder's head (ICT)."""
 
 from __future__ import annotations
 

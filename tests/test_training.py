@@ -1,7 +1,7 @@
-"""The training package (issue 5): strict config, a tiny real training run end to end (data,
-two stages, ONNX export checked against PyTorch, metadata, the inference-side runner), the real-data
-adapters on fixtures made here, failure paths that leave nothing half-written, and DDP on two CPU
-processes."""
+"""The training package (issues 5, 12): strict config, a tiny real training run end to end (data,
+one stage of synthetic + real batches, ONNX export checked against PyTorch, metadata, the
+inference-side runner), the ICT head's landmark cut, the real-data adapters on fixtures made
+here, failure paths that leave nothing half-written, and DDP on two CPU processes."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ torch = pytest.importorskip("torch")
 
 from inference.errors import FieldsError  # noqa: E402
 from inference.expression.encoder import ExpressionEncoder  # noqa: E402
+from inference.perception.blendshapes import ARKIT_NAMES  # noqa: E402
 from inference.perception.image import load_image  # noqa: E402
 from training.adapters import DataError, FeatureCache, load_affectnet, load_scans, load_unlabelled  # noqa: E402
 from training.config import ConfigError, load_config  # noqa: E402
@@ -26,21 +27,21 @@ from training.train import train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ASTRONAUT = ROOT / "inference" / "samples" / "astronaut.jpg"
-TINY = ["data.train_samples=96", "data.val_samples=48", "stage1_epochs=1", "stage2_epochs=1", "batch_size=32",
-        "model.hidden=32", "model.layers=1"]
+TINY = ["data.train_samples=96", "data.val_samples=48", "epochs=1", "batch_size=32", "real_batch=16",
+        "model.hidden=32", "model.layers=1", "data.real=false"]
 
 
 def test_config_is_strict(tmp_path: Path) -> None:
     path = tmp_path / "run.yaml"
-    path.write_text("loss:\n  vertices: 3\n  vertexes: 4\n")
-    with pytest.raises(ConfigError, match=r"run\.yaml': unknown key 'loss\.vertexes' \(known in 'loss': .*vertices"):
+    path.write_text("loss:\n  units: 3\n  unitz: 4\n")
+    with pytest.raises(ConfigError, match=r"run\.yaml': unknown key 'loss\.unitz' \(known in 'loss': .*units"):
         load_config(path)
     with pytest.raises(ConfigError, match=r"Override 'data.samples=3': unknown key 'data.samples'"):
         load_config(None, ["data.samples=3"])
     with pytest.raises(ConfigError, match=r"expected int, got 'many'"):
         load_config(None, ["seed=many"])
-    config = load_config(None, ["loss.vertices=2", "data.train_samples=10", "device=cuda", "lr=1e-3"])
-    assert (config.loss.vertices, config.data.train_samples, config.device, config.lr) == (2.0, 10, "cuda", 1e-3)
+    config = load_config(None, ["loss.units=2", "data.train_samples=10", "device=cuda", "lr=1e-3"])
+    assert (config.loss.units, config.data.train_samples, config.device, config.lr) == (2.0, 10, "cuda", 1e-3)
 
 
 @pytest.fixture(scope="module")
@@ -56,18 +57,22 @@ def test_tiny_run_writes_a_working_encoder(trained: Path) -> None:
     assert not list(trained.rglob("*.tmp"))
     metadata = json.loads((trained / "encoder.json").read_text())
     assert metadata["onnx_vs_torch_max_abs"] <= 1e-4
-    assert metadata["face_model"]["name"] == "FIELDS open head" and len(metadata["face_model"]["sha256"]) == 64
-    assert [o["name"] for o in metadata["outputs"]] == ["expression", "jaw", "eyelids", "gaze", "emotion_logits",
-                                                         "intensity"]
-    assert set(metadata["metrics"]) >= {"expression_vertex_mm", "jaw_deg", "eyelid_mae", "emotion_accuracy_strong",
-                                        "intensity_mae"}
+    assert metadata["head"]["name"] == "ICT head" and len(metadata["head"]["sha256"]) == 64
+    assert metadata["head"]["file"] == "ict_head.npz" and metadata["units"] == list(ARKIT_NAMES)
+    assert [o["name"] for o in metadata["outputs"]] == ["units", "emotion_logits", "intensity"]
+    assert set(metadata["metrics"]) >= {"units_mae", "expression_landmark_mm", "jaw_deg", "eyelid_mae",
+                                        "emotion_accuracy_strong", "intensity_mae"}
     encoder = ExpressionEncoder(trained / "encoder.onnx")
     from inference.perception.pipeline import Perception
 
     result = Perception().run(ASTRONAUT)
     face = result.faces[0]
     prediction = encoder.predict_face(face)
-    assert set(prediction.expression) == set(metadata["face_model"]["expression_names"])
+    assert list(prediction.units) == list(ARKIT_NAMES) and all(0 <= v <= 1 for v in prediction.units.values())
+    # The head's parameters follow from the units through its ARKit table: the keys are the units.
+    assert all(prediction.expression[n] == pytest.approx(prediction.units[n], abs=1e-5) for n in prediction.expression)
+    assert prediction.eyelids[0] == pytest.approx(prediction.units["eyeBlinkLeft"], abs=1e-5)
+    assert prediction.head_pose is not None and np.linalg.norm(prediction.head_pose) < 0.6
     assert 0 <= prediction.intensity <= 1 and 0 <= prediction.eyelids.min() and prediction.eyelids.max() <= 1
     assert abs(sum(prediction.emotion_probs.values()) - 1) < 1e-5
 
@@ -76,7 +81,7 @@ def test_evaluate_command(trained: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "training", "evaluate", str(trained)], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["expression_vertex_mm"] > 0
+    assert json.loads(result.stdout)["expression_landmark_mm"] > 0
 
 
 def test_damaged_encoder_is_refused(trained: Path, tmp_path: Path) -> None:
@@ -92,11 +97,12 @@ def test_damaged_encoder_is_refused(trained: Path, tmp_path: Path) -> None:
         ExpressionEncoder(tmp_path / "encoder.onnx")
 
 
-def test_bad_face_model_leaves_nothing(tmp_path: Path) -> None:
-    bad = tmp_path / "not_flame.pkl"
-    bad.write_bytes(b"not a pickle")
+def test_bad_data_source_leaves_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "labels.csv"
+    bad.write_text("not,an,affectnet,file\n")
     out = tmp_path / "run"
-    result = subprocess.run([sys.executable, "-m", "training", "train", f"face_model={bad}", f"out={out}", *TINY],
+    result = subprocess.run([sys.executable, "-m", "training", "train", f"data.affectnet_csv={bad}", f"out={out}",
+                             *TINY],
                             cwd=ROOT, capture_output=True, text=True)
     # A file that cannot be used is a failure (1), not a usage error (2), in both CLIs (issue 10).
     assert result.returncode == 1 and str(bad) in result.stderr and result.stderr.count("\n") == 1
@@ -104,14 +110,14 @@ def test_bad_face_model_leaves_nothing(tmp_path: Path) -> None:
 
 
 def test_synthetic_data_is_deterministic() -> None:
-    from inference.head.default_head import load_default_head
     from training.config import DataConfig
+    from training.ict import IctLandmarks
     from training.synthetic import generate
 
-    model, mapping = load_default_head()
-    first, second = (generate(model, mapping, 8, seed=3, config=DataConfig()) for _ in range(2))
+    head = IctLandmarks()
+    first, second = (generate(head, 8, seed=3, config=DataConfig()) for _ in range(2))
     np.testing.assert_array_equal(first.features, second.features)
-    assert not np.array_equal(first.features, generate(model, mapping, 8, seed=4, config=DataConfig()).features)
+    assert not np.array_equal(first.features, generate(head, 8, seed=4, config=DataConfig()).features)
 
 
 def test_cuda_without_a_gpu_is_a_clear_error() -> None:
@@ -123,9 +129,9 @@ def test_cuda_without_a_gpu_is_a_clear_error() -> None:
 
 
 def test_unknown_config_key_is_one_clear_line(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "training", "train", "loss.vertexes=1"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "training", "train", "loss.unitz=1"], cwd=ROOT,
                             capture_output=True, text=True)
-    assert result.returncode == 2 and "unknown key 'loss.vertexes'" in result.stderr
+    assert result.returncode == 2 and "unknown key 'loss.unitz'" in result.stderr
 
 
 # Real-data adapters, on fixtures made from the astronaut photo.
@@ -213,25 +219,24 @@ def test_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
     assert (tmp_path / "encoder.onnx").exists() and json.loads((tmp_path / "metrics.json").read_text())
 
 
-def test_native_flame_encoder_through_retargeting(tmp_path: Path, flame_pickle: Path) -> None:
-    """A FLAME-format face model trains its own encoder: faces rendered from the open head, labels
-    solved on the FLAME head through its MediaPipe landmark embedding (issue 5)."""
-    from retarget_fixtures import default_embedding_ids, open_head_embedding, write_embedding
-
-    from inference.head.default_head import load_default_head
+def test_the_landmark_cut_of_the_ict_head_is_exact() -> None:
+    """Training reads the ICT head only at its landmarks, through a cut of ~1,400 vertices plus the
+    joints' regression: it must equal the full head's forward at the embedding's points."""
     from inference.head.face_model import load_face_model
+    from inference.head.forward import forward
+    from inference.retarget.correspondence import load_mediapipe_embedding
+    from training.ict import ICT_EMBEDDING, ICT_HEAD, IctLandmarks, TorchIctLandmarks
 
-    head, _ = load_default_head()
-    target = load_face_model(flame_pickle)
-    ids = default_embedding_ids()
-    faces, bary = open_head_embedding(head.v_template[:478], target, ids)
-    embedding = write_embedding(tmp_path / "mediapipe_landmark_embedding.npz", faces, bary, ids)
-    out = tmp_path / "run"
-    missing = subprocess.run([sys.executable, "-m", "training", "train", f"face_model={flame_pickle}", *TINY,
-                              f"out={out}"], cwd=ROOT, capture_output=True, text=True)
-    assert missing.returncode == 2 and "set data.landmark_embedding" in missing.stderr
-    train(load_config(None, [*TINY, f"out={out}", f"face_model={flame_pickle}",
-                             f"data.landmark_embedding={embedding}"]), log=lambda *_: None)
-    metadata = json.loads((out / "encoder.json").read_text())
-    assert metadata["face_model"]["n_expr"] == 100 and metadata["face_model"]["name"] == "generic_model"
-    assert [o["shape"] for o in metadata["outputs"] if o["name"] == "expression"] == [[100]]
+    head = IctLandmarks()
+    full = load_face_model(ICT_HEAD)
+    points = load_mediapipe_embedding(ICT_EMBEDDING, full)
+    rng = np.random.default_rng(0)
+    units, shape = rng.uniform(0, 1, (2, 52)), rng.normal(0, 1, (2, full.n_shape))
+    for b in range(2):
+        params = head.mapping.to_params(units[b])
+        vertices = forward(full, shape[b], params.expression, params.pose, params.eyelids).vertices
+        expected = points.positions(vertices)[np.argsort(points.labels)]
+        np.testing.assert_allclose(head.landmarks(units[b], shape[b]), expected, atol=1e-12)
+        got = TorchIctLandmarks(head)(torch.tensor(units[b:b + 1]).float(), torch.tensor(shape[b:b + 1]).float())
+        np.testing.assert_allclose(got[0].numpy() / 100, expected, atol=2e-6)
+    assert head.model.n_verts < full.n_verts // 10

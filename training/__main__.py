@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     evaluate_cmd = commands.add_parser("evaluate", help="print the held-out metrics of a trained encoder")
     evaluate_cmd.add_argument("weights", type=Path, help="folder holding encoder.pt and config.yaml")
     real_cmd = commands.add_parser("evaluate-real", help="real-data metrics on the held-out people and clips")
-    real_cmd.add_argument("--readers", default="shipped,logistic", help="comma-separated reader names")
+    real_cmd.add_argument("--readers", default="shipped,logistic",
+                          help="comma-separated: shipped, logistic, encoder=RUN_FOLDER, previous=ONNX_OR_FOLDER")
     real_cmd.add_argument("--cache", type=Path, help="perception cache folder (default ~/.cache/fields/real)")
     real_cmd.add_argument("--json", type=Path, help="also write the full report as JSON here")
     commands.add_parser("split-real", help="rewrite training/real_split.json from the shared data's labels")

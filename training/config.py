@@ -25,7 +25,7 @@ class ConfigError(FieldsError):
 
 @dataclass
 class DataConfig:
-    train_samples: int = 120_000  # synthetic faces per epoch (generated once, cached in memory)
+    train_samples: int = 60_000  # synthetic faces per epoch (generated once, cached in memory)
     val_samples: int = 4_000  # held-out synthetic faces, another seed
     yaw_deg: float = 60.0  # head pose ranges (uniform, +-)
     pitch_deg: float = 30.0
@@ -33,10 +33,12 @@ class DataConfig:
     landmark_noise_px: float = 0.8  # landmark error per 256 px face crop (tools/measure_landmark_noise.py)
     neutral_fraction: float = 0.1  # faces with no emotion at all
     single_unit_fraction: float = 0.3  # faces driven by one random unit on top of the emotion
-    scans: str = ""  # folder of 4D-scan .npz sequences (direct supervision), optional
-    affectnet_csv: str = ""  # AffectNet-layout CSV (emotion branch), optional
+    real: bool = True  # the training people's photos and training clips of ../shared/data (issue 12)
+    real_cache: str = ""  # perception cache of the real data; "" = ~/.cache/fields/real (or $FIELDS_REAL_CACHE)
+    clip_step: int = 2  # every n-th tracked frame of the training clips (0: no clips)
+    affectnet_csv: str = ""  # AffectNet-layout CSV (emotion labels + 2D consistency), optional
     unlabelled: str = ""  # folder of images/videos (2D consistency only), optional
-    landmark_embedding: str = ""  # a FLAME face_model's mediapipe_landmark_embedding.npz (required then)
+    cache: str = ""  # where the synthetic set is cached; "" = <out>/cache
 
 
 @dataclass
@@ -48,28 +50,26 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    params: float = 1.0  # direct 3D supervision: parameter error
-    vertices: float = 10.0  # ... and the vertex error it causes through the model's basis (per cm)
-    jaw: float = 1.0
-    eyelids: float = 10.0  # small targets: without this weight the vertex term drowns them
-    gaze: float = 5.0
-    landmarks_2d: float = 1.0  # self-supervised 2D consistency (reprojected landmarks)
-    emotion: float = 2.0  # intensity-aware emotion loss (stage 2)
-    intensity: float = 5.0
-    exaggeration: float = 0.5  # penalises expressions stronger than the labelled intensity implies
-    anchor: float = 1.0  # stage 2: keep the expression close to the stage-one model
+    units: float = 1.0  # (a) direct supervision on synthetic faces: the 52 units' squared error
+    landmarks_3d: float = 1.0  # (a) ... and the landmark error (cm) they cause on the ICT head
+    landmarks_2d: float = 1.0  # (b) 2D consistency on real faces (cm, identity and pose solved per face)
+    pseudo: float = 1.0  # MediaPipe's own scores on real faces as weak unit labels (their scale)
+    emotion: float = 1.0  # (d) intensity-aware emotion loss on synthetic faces (prototype labels)
+    emotion_real: float = 1.0  # (c) class-balanced emotion loss on real labelled photos
+    label_smoothing: float = 0.15  # (c) the real labels are noisy: part of each target is spread evenly
+    intensity: float = 2.0  # (d) intensity regression where it is known
+    exaggeration: float = 0.5  # (d) penalises expressions stronger than the labelled intensity implies
 
 
 @dataclass
 class TrainConfig:
-    face_model: str = "default"  # "default" (the open head) or a FLAME-format file (+ data.landmark_embedding)
     seed: int = 0
     device: str = "auto"  # "auto": CUDA when torch sees a GPU, else the CPU; or "cpu", "cuda"
     batch_size: int = 512
     lr: float = 2e-3
     weight_decay: float = 1e-4
-    stage1_epochs: int = 12  # losses 1 + 2
-    stage2_epochs: int = 6  # the emotion branch joins, anchored to stage one
+    epochs: int = 8  # over the synthetic set (the shipped run); about 10 minutes on 2 shared CPU cores
+    real_batch: int = 256  # real faces drawn (with replacement) beside each synthetic batch
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     out: str = "out/train"  # checkpoint, ONNX, metadata and the resolved config land here
     data: DataConfig = field(default_factory=DataConfig)

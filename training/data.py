@@ -1,8 +1,11 @@
-"""Training data: the synthetic set (generated once per config, cached) as tensors.
+"""Training data: the synthetic set of ICT-head faces (generated once per config, cached) and the
+real training people's photos and clip frames, as arrays.
 
-The cache file name carries a hash of everything that changes the data (data config, seed, the
-face model's sha256, the feature version), so a stale cache is never reused. Generation is split
-across processes, one chunk per seed, and each chunk is deterministic on its own.
+The synthetic cache file name carries a hash of everything that changes the data (data config,
+seed, the head's and embedding's sha256, the feature version), so a stale cache is never reused.
+Generation is split across processes, one chunk per seed, and each chunk is deterministic on its
+own. Real faces come from the perception cache of `training.real_data` (never re-perceived here)
+and only from people and clips the committed split does not hold out.
 """
 
 from __future__ import annotations
@@ -11,53 +14,37 @@ import dataclasses
 import hashlib
 import json
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from inference.expression.features import FEATURE_VERSION
 from inference.files import write_with
-from inference.head.default_head import HEAD_FILE, arkit_mapping
-from inference.head.face_model import file_sha256, load_face_model
-from inference.retarget.correspondence import Correspondence
-from inference.retarget.solver import Retargeter
 
-from .config import ConfigError, DataConfig
+from .config import DataConfig
+from .ict import IctLandmarks
 from .synthetic import Batch, generate
 
 CHUNK = 2_000
 
 
-def retargeter_for(model_path: str, config: DataConfig) -> Retargeter | None:
-    """None when training for the open head itself; else the open head -> target solver."""
-    if Path(model_path).resolve() == HEAD_FILE.resolve():
-        return None
-    if not config.landmark_embedding:
-        raise ConfigError(f"Face model '{model_path}' is not the open head: set data.landmark_embedding to its "
-                          "mediapipe_landmark_embedding.npz so its labels can be solved from the open head's")
-    target = load_face_model(model_path)
-    head = load_face_model(HEAD_FILE)
-    return Retargeter(head, target, Correspondence.open_head_to_flame(config.landmark_embedding, target))
-
-
-def _chunk(args: tuple[str, int, int, dict]) -> dict[str, np.ndarray]:
-    path, count, seed, data = args
-    config = DataConfig(**data)
-    head = load_face_model(HEAD_FILE)
-    batch = generate(head, arkit_mapping(head), count, seed, config, retargeter=retargeter_for(path, config))
+def _chunk(args: tuple[int, int, dict]) -> dict[str, np.ndarray]:
+    count, seed, data = args
+    batch = generate(IctLandmarks(), count, seed, DataConfig(**data))
     return dataclasses.asdict(batch)
 
 
-def synthetic(model_path: str, count: int, seed: int, config: DataConfig, cache: Path, workers: int = 2) -> Batch:
-    retargeter_for(model_path, config)  # fail here, once, before any worker starts
+def synthetic(count: int, seed: int, config: DataConfig, cache: Path, workers: int = 2) -> Batch:
     key = json.dumps({"data": dataclasses.asdict(config), "count": count, "seed": seed,
-                      "model": file_sha256(model_path), "head": file_sha256(HEAD_FILE), "features": FEATURE_VERSION,
+                      "head": IctLandmarks().sha256, "features": FEATURE_VERSION,
                       "layout": sorted(Batch.__dataclass_fields__)}, sort_keys=True)
     path = cache / f"synthetic-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
     if path.exists():
         with np.load(path) as stored:
             return Batch(**{name: stored[name] for name in stored.files})
-    jobs = [(model_path, min(CHUNK, count - start), seed * 100_003 + i, dataclasses.asdict(config))
+    jobs = [(min(CHUNK, count - start), seed * 100_003 + i, dataclasses.asdict(config))
             for i, start in enumerate(range(0, count, CHUNK))]
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(workers) as pool:
@@ -72,3 +59,40 @@ def synthetic(model_path: str, count: int, seed: int, config: DataConfig, cache:
 
     write_with(path, save)
     return Batch(**arrays)
+
+
+@dataclass
+class RealFaces:
+    """Real training faces: features, MediaPipe's scores as ARKit units, emotion label or -1."""
+
+    features: np.ndarray  # (N, 1486) float32
+    mediapipe: np.ndarray  # (N, 52) ARKit order (tongueOut 0)
+    emotion: np.ndarray  # (N,) int64, -1 where unlabelled
+    source: str
+
+
+def real_training_faces(config: DataConfig, log: Any = print) -> RealFaces:
+    """The training people's labelled photos plus every `clip_step`-th tracked frame of the training
+    clips, read from the perception cache (filled by `training.real_data`)."""
+    from .readers import mediapipe_arkit
+    from .real_data import PerceptionCache, load_clips, load_photos
+    from .real_split import load_split
+
+    cache = PerceptionCache(Path(config.real_cache) if config.real_cache else None)
+    split = load_split()
+    photos = load_photos(cache=cache)
+    train = photos.subset(~np.array(split.photo_mask(photos.people)))
+    features, scores, emotion = [train.features()], [train.scores], [train.emotion]
+    clips = [c for c in load_clips(cache=cache) if c.name not in split.held_out_clips] if config.clip_step else []
+    for clip in clips:
+        rows = np.flatnonzero(clip.found)[:: config.clip_step]
+        features.append(clip.features()[rows])
+        scores.append(clip.scores[rows])
+        emotion.append(np.full(len(rows), -1))
+    out = RealFaces(np.concatenate(features).astype(np.float32), mediapipe_arkit(np.concatenate(scores)),
+                    np.concatenate(emotion).astype(np.int64),
+                    f"{len(train)} photos of {len(set(train.people))} training people, "
+                    f"{sum(len(f) for f in features[1:])} frames of {len(clips)} training clips")
+    if cache.files_perceived:
+        log(f"data: warning, {cache.files_perceived} files were perceived (the cache was not full)")
+    return out

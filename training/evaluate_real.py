@@ -5,8 +5,9 @@ For each reader (`training.readers`): the 8-class confusion matrix; balanced acc
 classes with held-out photos and over those with at least `MIN_CLASS_PHOTOS`, fear and contempt
 recall apart; the share of non-neutral faces read as neutral; per ARKit unit Pearson r and slope
 against MediaPipe's scores with their medians over the units that vary; the mouth, eye and brow
-landmark residuals (mm) of the head driven by the reader next to the same head's per-photo least-
-squares fit (`training.head_fit`); on the held-out clips, jitter on still stretches and lag behind
+landmark residuals (mm) of the shipped ICT head (read at our MediaPipe landmark embedding) driven by
+the reader next to the same head's per-photo least-squares fit (`training.head_fit`); on the held-out
+clips, jitter on still stretches and lag behind
 MediaPipe's raw scores, raw and after the add-on's default One-Euro smoothing, with MediaPipe's own
 jitter as the floor. Learning readers fit on the training people only. Must not import bpy.
 """
@@ -25,7 +26,8 @@ from inference.files import write_atomic
 from inference.perception.blendshapes import ARKIT_NAMES
 from inference.perception.landmarks import N_LANDMARKS
 
-from .head_fit import REGIONS, LandmarkHead, drive_photo, fit_photo, open_head
+from .head_fit import REGIONS, LandmarkHead, drive_photo, fit_photo
+from .ict import landmark_head
 from .model import EMOTIONS
 from .readers import ARKIT_FROM_MEDIAPIPE, ReaderInput, Reading, make_reader, mediapipe_arkit
 from .real_data import Clip, PerceptionCache, PhotoSet, load_clips, load_photos
@@ -44,7 +46,7 @@ from .real_metrics import (
 from .real_split import RealSplit, load_split
 
 MIN_CLASS_PHOTOS = 10
-FIT_VERSION = 1  # bump when head_fit's fitting changes: cached per-photo fits are then recomputed
+FIT_VERSION = 2  # bump when head_fit's fitting changes: cached per-photo fits are then recomputed
 SHARED_UNITS = np.flatnonzero(ARKIT_FROM_MEDIAPIPE >= 0)  # the 51 ARKit units MediaPipe scores
 
 
@@ -150,7 +152,7 @@ def evaluate_real(readers: list[str], cache: PerceptionCache | None = None, spli
     held = np.array(split.photo_mask(photos.people))
     train, test = photos.subset(~held), photos.subset(held)
     clips = clips if clips is not None else load_clips(cache=cache, names=list(split.held_out_clips))
-    head = open_head()
+    head = landmark_head()
     observed = observed_metres(test)
     started = time.perf_counter()
     fit = dict(zip(REGIONS, map(float, per_photo_fits(head, observed, cache).mean(0)), strict=True))

@@ -1,26 +1,34 @@
-"""The FIELDS losses.
+"""The FIELDS losses, for an encoder whose expression output is the 52 ARKit units.
 
-1. Direct 3D supervision: the parameter error, and the vertex error it causes through the face
-   model's basis (so each error is weighted by what it does to the face), plus jaw, eyelids, gaze.
-2. 2D consistency: the model's landmarks under the predicted parameters, in the pose-normalised
-   frame the features live in (the observed head pose already removed), aligned by scale and
-   translation, against the observed landmarks' x, y. It needs no labels, so it applies to any
-   image; without the observed pose it would be confounded by rotation, which is why the frame is
-   normalised first.
-3. Intensity-aware emotion: soft targets that mix neutral and the labelled class by the labelled
-   intensity, an intensity regression, and a penalty on expressions stronger than the labelled
-   intensity implies (the predicted expression's projection onto the class prototype beyond the
-   label's intensity).
+(a) Direct supervision on synthetic faces: the units' squared error, and the landmark error (cm)
+    they cause on the ICT head (linearised: the head's landmark change per unit at weight 1), so
+    each unit's error is weighted by what it does to the face.
+(b) 2D consistency on real faces (`Consistency`): the ICT head driven by the predicted units must
+    reproduce the observed landmarks (pose-normalised, so the head pose is already removed) after
+    a similarity alignment, with the face's identity solved in closed form (ridge) inside the loss;
+    mouth, eyes and brows weigh more. Linearised in the units (secant at weight 1), exact in the
+    identity; the alignment's rotation is linearised about a fixed frame alignment found once.
+(c) Emotion on real labels: class-balanced cross-entropy with label smoothing (the labels are
+    noisy; smoothing caps how far one mislabelled photo can push the logits).
+(d) Intensity-aware emotion on synthetic faces: soft targets that mix neutral and the labelled
+    class by the labelled intensity, an intensity regression, and a penalty on expressions
+    stronger than the labelled intensity implies (the units' projection onto the class prototype).
+Plus a weak pseudo-label: MediaPipe's own scores on real faces, which fixes the units' scale there.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-from .flame_torch import TorchFlame
+from .head_fit import REGIONS
+from .ict import CM, IctLandmarks
 
-CM = 100.0  # the face model is in metres; losses are read in centimetres
+REGION_WEIGHT = 3.0  # mouth, eyes and brows count three times the rest of the face
+IDENTITY_RIDGE = 0.005  # as the per-photo fit's (training.head_fit): identity must not absorb expression
+ROTATION_UNITS = ("eyeLook", "jaw")  # units the head turns joints for (the rest are shape keys)
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -29,61 +37,86 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / mask.sum().clamp_min(1.0)
 
 
-def flame_pose(jaw: torch.Tensor, gaze: torch.Tensor) -> torch.Tensor:
-    """(B, 5, 3) FLAME pose with the head unrotated: the encoder predicts jaw and eyes only."""
-    batch = jaw.shape[0]
-    zeros = jaw.new_zeros(batch, 1, 3)
-    return torch.cat([zeros, zeros, jaw[:, None], gaze], dim=1)
+def direct_3d(units: torch.Tensor, target: torch.Tensor, unit_basis: torch.Tensor) -> dict[str, torch.Tensor]:
+    """`unit_basis` (52, 478, 3) cm: the ICT head's landmark change per unit (secant at weight 1).
+    Linear in the units, so the face's identity cancels from the difference; the exact forward
+    (`TorchIctLandmarks`) costs ~50x more per step on the CPU and is kept for evaluation."""
+    gap = torch.einsum("bu,uld->bld", units - target, unit_basis)
+    return {"units": (units - target).square().mean(1), "landmarks_3d": gap.norm(dim=-1).mean(1)}
 
 
-def direct_3d(pred: dict[str, torch.Tensor], target: dict[str, torch.Tensor], flame: TorchFlame,
-              vertex_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    shape = target.get("shape")
-    predicted, _ = flame(pred["expression"], flame_pose(pred["jaw"], pred["gaze"]), shape, pred["eyelids"])
-    actual, _ = flame(target["expression"], flame_pose(target["jaw"], target["gaze"]), shape, target["eyelids"])
-    if vertex_ids is not None:
-        predicted, actual = predicted[:, vertex_ids], actual[:, vertex_ids]
-    return {
-        "params": (pred["expression"] - target["expression"]).square().mean(1),
-        "vertices": (predicted - actual).norm(dim=-1).mean(1) * CM,
-        "jaw": (pred["jaw"] - target["jaw"]).abs().mean(1),
-        "eyelids": (pred["eyelids"] - target["eyelids"]).abs().mean(1),
-        "gaze": (pred["gaze"] - target["gaze"]).abs().mean((1, 2)),
-    }
+def _similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    from .head_fit import similarity
+
+    return similarity(source, target)
 
 
-def landmark_consistency(pred: dict[str, torch.Tensor], observed: torch.Tensor, flame: TorchFlame,
-                         points: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-                         shape: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-sample mean 2D distance (cm) between observed pose-normalised landmarks (B, 478, 3) and
-    the model's corresponding surface points under the prediction, after the best scale and
-    translation. `points` = (triangles (N, 3) vertex ids, barycentric weights (N, 3), the
-    MediaPipe ids (N,) they stand for); the open head's are its first 478 vertices themselves."""
-    triangles, bary, ids = points
-    vertices, _ = flame(pred["expression"], flame_pose(pred["jaw"], pred["gaze"]), shape, pred["eyelids"])
-    model_xy = torch.einsum("bnkd,nk->bnd", vertices[:, triangles, :2], bary) * CM
-    seen_xy = observed[:, ids, :2]
-    model_c = model_xy - model_xy.mean(1, keepdim=True)
-    seen_c = seen_xy - seen_xy.mean(1, keepdim=True)
-    scale = (model_c * seen_c).sum((1, 2), keepdim=True) / model_c.square().sum((1, 2), keepdim=True).clamp_min(1e-9)
-    return (scale * model_c - seen_c).norm(dim=-1).mean(1)
+class Consistency(nn.Module):
+    """(b): per-face landmark residual (cm) of the ICT head driven by predicted units."""
+
+    neutral: torch.Tensor
+    units: torch.Tensor
+    residual: torch.Tensor
+    weights: torch.Tensor
+    frame_rotation: torch.Tensor
+    frame_translation: torch.Tensor
+
+    def __init__(self, head: IctLandmarks, observed_mean_cm: np.ndarray) -> None:
+        super().__init__()
+        neutral = head.neutral * CM
+        # MediaPipe's canonical frame and the head's differ by a fixed similarity: found once on the
+        # mean real face, so the per-face rotation left to solve is small and linearises well.
+        scale, rotation, translation = _similarity(observed_mean_cm, neutral)
+        weights = np.ones(len(neutral))
+        for ids in REGIONS.values():
+            weights[list(ids)] = REGION_WEIGHT
+        centred = neutral - neutral.mean(0)
+        identity = head.identity_basis * CM
+        identity = identity - identity.mean(1, keepdims=True)
+        rotations = np.stack([np.cross(axis, centred) for axis in np.eye(3)])
+        columns = np.concatenate([identity, rotations]).reshape(len(identity) + 3, -1).T  # (3L, S + 3)
+        w = np.repeat(weights, 3)
+        normal = columns.T @ (columns * w[:, None])
+        ridge = np.zeros(len(normal))
+        ridge[: len(identity)] = IDENTITY_RIDGE * np.diag(normal)[: len(identity)].mean()
+        solve = np.linalg.solve(normal + np.diag(ridge), columns.T * w[None])
+        for name, value in (("neutral", neutral), ("units", head.unit_basis * CM),
+                            ("residual", np.eye(len(columns)) - columns @ solve), ("weights", weights / weights.sum()),
+                            ("frame_rotation", scale * rotation.T), ("frame_translation", translation)):
+            self.register_buffer(name, torch.as_tensor(value, dtype=torch.float32), persistent=False)
+
+    def forward(self, units: torch.Tensor, observed_cm: torch.Tensor) -> torch.Tensor:
+        seen = observed_cm @ self.frame_rotation + self.frame_translation
+        model = self.neutral + torch.einsum("bu,uld->bld", units, self.units)
+        seen = seen - seen.mean(1, keepdim=True)
+        model = model - model.mean(1, keepdim=True)
+        scale = (model * seen).sum((1, 2), keepdim=True) / seen.square().sum((1, 2), keepdim=True).clamp_min(1e-9)
+        gap = (scale * seen - model).reshape(len(units), -1)  # what identity and a small turn must explain
+        left = (gap @ self.residual.T).reshape(len(units), -1, 3)
+        return (left.norm(dim=-1) * self.weights).sum(1)
 
 
-def emotion(logits: torch.Tensor, intensity: torch.Tensor, expression: torch.Tensor, label: torch.Tensor,
+def real_emotion(logits: torch.Tensor, label: torch.Tensor, class_weights: torch.Tensor,
+                 smoothing: float) -> torch.Tensor:
+    """(c) Per-sample class-balanced, label-smoothed cross-entropy (label -1: no label, zero)."""
+    known = label >= 0
+    safe = torch.where(known, label, torch.zeros_like(label))
+    loss = F.cross_entropy(logits, safe, reduction="none", label_smoothing=smoothing) * class_weights[safe]
+    return loss * known
+
+
+def emotion(logits: torch.Tensor, intensity: torch.Tensor, units: torch.Tensor, label: torch.Tensor,
             label_intensity: torch.Tensor, prototypes: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-sample terms. `label` in 0..7 (0 = neutral), `label_intensity` in [0, 1] or NaN where
-    unknown (the class still trains, as if at full intensity), `prototypes` (8, n_expr): each
-    class's full-intensity expression in the model's parameters (neutral's is zero)."""
-    known = ~torch.isnan(label_intensity)
-    label_intensity = torch.where(known, label_intensity, torch.ones_like(label_intensity))
+    """(d) Per-sample terms. `label` in 0..7 (0 = neutral), `label_intensity` in [0, 1], `prototypes`
+    (8, 52): each class's full-intensity units (neutral's are zero)."""
     classes = logits.shape[1]
     s = torch.where(label == 0, torch.ones_like(label_intensity), label_intensity)
     soft = F.one_hot(label, classes).float() * s[:, None]
     soft[:, 0] += 1 - s
     cross_entropy = -(soft * F.log_softmax(logits, dim=1)).sum(1)
-    regression = (intensity[:, 0] - torch.where(label == 0, torch.zeros_like(s), s)).abs() * known
+    regression = (intensity[:, 0] - torch.where(label == 0, torch.zeros_like(s), s)).abs()
     proto = prototypes[label]
     norm = proto.square().sum(1).clamp_min(1e-9)
-    strength = (expression * proto).sum(1) / norm  # 1.0 = the full prototype
-    exaggeration = torch.where(label == 0, torch.zeros_like(s), F.relu(strength - label_intensity)).square() * known
+    strength = (units * proto).sum(1) / norm  # 1.0 = the full prototype
+    exaggeration = torch.where(label == 0, torch.zeros_like(s), F.relu(strength - label_intensity)).square()
     return {"emotion": cross_entropy, "intensity": regression, "exaggeration": exaggeration}

@@ -7,8 +7,10 @@ probabilities (`training.model.EMOTIONS` order) and intensity. `make_reader(name
 one by name; readers that learn from data (the logistic baseline) fit on the `train` photos only,
 so a new encoder slots in by adding one entry to `READERS`. Must not import bpy.
 
-* `shipped`: the previously shipped encoder (`inference/models/encoder.onnx`) through ONNX
-  Runtime; its head parameters reach ARKit through the open head's ARKit table.
+* `shipped`: the shipped encoder (`inference/models/encoder.onnx`) through ONNX Runtime; its
+  output is the 52 ARKit units. `encoder=FOLDER` reads a trained run's encoder the same way (the
+  ablations), `previous=PATH` the encoder shipped before issue 12 (the open mask head's parameters,
+  turned into units through that head's ARKit table).
 * `logistic`: multinomial, class-balanced logistic regression on MediaPipe's 52 scores (scikit-
   learn); its units are MediaPipe's scores unchanged (tongueOut, which MediaPipe lacks, is 0), and
   its intensity is 1 - P(neutral).
@@ -66,23 +68,50 @@ def mediapipe_arkit(scores: np.ndarray) -> np.ndarray:
     return np.asarray(out)
 
 
-class ShippedEncoder:
-    """The ONNX encoder with a FLAME-format head's parameters, turned into ARKit units."""
+class UnitsEncoder:
+    """A FIELDS encoder whose output is the 52 ARKit units (ONNX Runtime, metadata checked)."""
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, name: str = "") -> None:
         from inference.expression.encoder import MODEL_FILE, ExpressionEncoder
-        from inference.head.default_head import load_default_head
 
         self.encoder = ExpressionEncoder(path or MODEL_FILE)
+        self.name = name or f"FIELDS encoder {path or MODEL_FILE}"
+
+    def read(self, faces: ReaderInput) -> Reading:
+        out = self.encoder.predict_arrays(faces.features)
+        order = [self.encoder.emotions.index(e) for e in EMOTIONS]
+        return Reading(arkit=np.clip(out["units"], 0.0, 1.0), emotion_probs=out["emotion_probs"][:, order],
+                       intensity=out["intensity"][:, 0], jaw=out["jaw"], gaze=out["gaze"])
+
+
+class PreviousEncoder:
+    """The encoder shipped before issue 12 (outputs the old open mask head's parameters), read
+    straight through ONNX Runtime and turned into ARKit units by that head's ARKit table. The
+    baseline needs the mask head file, `inference/models/fields_head.npz`."""
+
+    def __init__(self, path: Path) -> None:
+        import json
+
+        from inference.head.default_head import load_default_head
+        from inference.perception.runtime import create_session
+
+        onnx = path / "encoder.onnx" if path.is_dir() else path
+        try:
+            self.metadata = json.loads(onnx.with_suffix(".json").read_text())
+            self.session = create_session(onnx.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise DataError(f"Previous encoder '{onnx}' cannot be read ({exc})") from None
         model, self.mapping = load_default_head()
-        if list(model.expression_names) != self.encoder.expression_names:
-            raise DataError(f"Encoder '{path or MODEL_FILE}' was trained for another head than the open head")
-        self.name = "shipped encoder"
+        if list(model.expression_names) != list(self.metadata["face_model"]["expression_names"]):
+            raise DataError(f"Encoder '{onnx}' was trained for another head than the open mask head")
+        self.names = [o["name"] for o in self.metadata["outputs"]]
+        self.name = f"previously shipped encoder ({onnx}), open mask head's parameters"
 
     def read(self, faces: ReaderInput) -> Reading:
         from inference.head.default_head import EYE_L, EYE_R, JAW, HeadParams
 
-        out = self.encoder.predict_arrays(faces.features)
+        out = dict(zip(self.names, self.session.run(self.names, {"features": faces.features.astype(np.float32)}),
+                       strict=True))
         arkit = np.zeros((len(faces.features), len(ARKIT_NAMES)))
         for i in range(len(arkit)):
             pose = np.zeros((5, 3))
@@ -90,8 +119,11 @@ class ShippedEncoder:
             params = HeadParams(expression=out["expression"][i].astype(np.float64), pose=pose,
                                 eyelids=out["eyelids"][i].astype(np.float64))
             arkit[i] = self.mapping.from_params(params)
-        order = [self.encoder.emotions.index(e) for e in EMOTIONS]
-        return Reading(arkit=np.clip(arkit, 0.0, 1.0), emotion_probs=out["emotion_probs"][:, order],
+        logits = out["emotion_logits"]
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        order = [list(self.metadata["emotions"]).index(e) for e in EMOTIONS]
+        return Reading(arkit=np.clip(arkit, 0.0, 1.0), emotion_probs=probs[:, order],
                        intensity=out["intensity"][:, 0], jaw=out["jaw"], gaze=out["gaze"])
 
 
@@ -117,13 +149,25 @@ class LogisticScores:
 
 # name -> builder(train scores, train emotion labels); builders that do not learn ignore both
 READERS: dict[str, Callable[[np.ndarray, np.ndarray], Reader]] = {
-    "shipped": lambda scores, emotion: ShippedEncoder(),
+    "shipped": lambda scores, emotion: UnitsEncoder(name="shipped encoder (inference/models/encoder.onnx)"),
     "logistic": lambda scores, emotion: LogisticScores(scores, emotion),
+}
+# name=PATH readers: a trained run's folder (or its encoder.onnx), or the pre-issue-12 encoder.
+PATH_READERS: dict[str, Callable[[Path], Reader]] = {
+    "encoder": lambda path: UnitsEncoder(path / "encoder.onnx" if path.is_dir() else path),
+    "previous": PreviousEncoder,
 }
 
 
 def make_reader(name: str, train_scores: np.ndarray, train_emotion: np.ndarray) -> Reader:
-    """The reader called `name`, fitted (if it learns) on the training people's photos only."""
+    """The reader called `name` (or `kind=PATH`), fitted (if it learns) on the training people's
+    photos only."""
+    kind, _, path = name.partition("=")
+    if path and kind in PATH_READERS:
+        if not Path(path).exists():
+            raise DataError(f"Reader '{name}': '{path}' does not exist")
+        return PATH_READERS[kind](Path(path))
     if name not in READERS:
-        raise DataError(f"Unknown reader '{name}' (known: {', '.join(READERS)})")
+        raise DataError(f"Unknown reader '{name}' (known: {', '.join(READERS)}, "
+                        f"{', '.join(k + '=PATH' for k in PATH_READERS)})")
     return READERS[name](train_scores, train_emotion)

@@ -2,8 +2,8 @@
 augmented copies of it, read through the full pipeline (perception, features, encoder).
 
 Reports the emotion read on the untouched photo, and how well the predicted expression agrees with
-MediaPipe's own blendshape scores where their meanings coincide (the open head's expression units
-are ARKit units, so unit u's coefficient is compared with MediaPipe's score for u): Spearman rank
+MediaPipe's own blendshape scores where their meanings coincide (the encoder's outputs
+are the 52 ARKit units, so unit u's value is compared with MediaPipe's score for u): Spearman rank
 correlation across units, per photo, averaged.
 """
 
@@ -59,7 +59,7 @@ def real_photo_metrics(encoder: Encoder, expression_names: tuple[str, ...], copi
         face = result.faces[0]
         scores = face.scores
         pred = encoder.named(torch.as_tensor(encoder_input(face))[None])
-        expression = pred["expression"][0].numpy()
+        expression = pred["units"][0].numpy()
         if shared:  # a FLAME head's exp_NNN components have no MediaPipe counterpart
             correlations.append(_spearman(expression[expression_index], scores[score_index]))
         if i == 0:

@@ -1,10 +1,11 @@
 """Synthetic faces with exact 3D ground truth: the direct supervision FIELDS needs.
 
-For each sample: an identity from the model's identity basis; an expression from the emotion
+For each sample: an identity from the ICT head's identity basis; an expression from the emotion
 prototype table scaled by a sampled intensity, mixed with random single units, blinks, jaw and
-gaze (as 52 ARKit weights, mapped onto the head's parameters by its ARKit table); a head pose
+gaze (52 ARKit units: the label itself, mapped onto the head by its ARKit table); a head pose
 (yaw, pitch, roll) and a pinhole camera like MediaPipe's (63 degree vertical field of view); the
-model's 478 landmarks projected into image pixels with MediaPipe's landmark z convention; a noise
+head's 478 landmarks (`training.ict`, exact at the embedding's points) projected into image pixels
+with MediaPipe's landmark z convention; a noise
 model for the landmark network's error; then the same perception features a real photo yields
 (`inference.features`: pose-normalised metric landmarks and the blendshape network's scores on
 the noisy landmarks). Deterministic under a seed. Generated in chunks, cached as .npz.
@@ -19,13 +20,11 @@ import numpy as np
 
 from inference.expression.emotions import EMOTIONS, prototype
 from inference.expression.features import encoder_features
-from inference.head.default_head import N_LANDMARKS, ArkitMapping, HeadParams
-from inference.head.face_model import FaceModel
-from inference.head.forward import forward, rodrigues
+from inference.head.forward import rodrigues
 from inference.perception.blendshapes import ARKIT_NAMES, BlendshapeNetwork
-from inference.retarget.solver import Retargeter
 
 from .config import DataConfig
+from .ict import IctLandmarks
 
 IMAGE_SIZE = 512
 VERTICAL_FOV_DEGREES = 63.0  # MediaPipe's FaceLandmarker environment
@@ -34,18 +33,15 @@ GAZE_UNITS = [i for i, n in enumerate(ARKIT_NAMES) if n.startswith("eyeLook")]
 BLINK = [ARKIT_NAMES.index("eyeBlinkLeft"), ARKIT_NAMES.index("eyeBlinkRight")]
 JAW_OPEN = ARKIT_NAMES.index("jawOpen")
 FREE_UNITS = [i for i, n in enumerate(ARKIT_NAMES) if n != "tongueOut" and i not in GAZE_UNITS]
+IDENTITY_STD = 0.8
 PROTOTYPES = np.stack([prototype(name) for name in EMOTIONS])  # (8, 52)
 
 
 @dataclass
 class Batch:
     features: np.ndarray  # (N, F) float32: what the encoder reads
-    arkit: np.ndarray  # (N, 52) the ARKit weights that made the face
+    arkit: np.ndarray  # (N, 52) the ARKit units that made the face: the encoder's target
     shape: np.ndarray  # (N, n_shape) identity
-    expression: np.ndarray  # (N, n_expr)
-    jaw: np.ndarray  # (N, 3) axis-angle
-    gaze: np.ndarray  # (N, 2, 3)
-    eyelids: np.ndarray  # (N, 2)
     emotion: np.ndarray  # (N,) int 0..7
     intensity: np.ndarray  # (N,) 0..1
     head_pose: np.ndarray  # (N, 3) yaw, pitch, roll in radians
@@ -98,42 +94,29 @@ def project(points: np.ndarray, yaw: float, pitch: float, roll: float, distance:
     return np.stack([u, v, z], axis=1)
 
 
-def generate(model: FaceModel, mapping: ArkitMapping, count: int, seed: int, config: DataConfig,
-             network: BlendshapeNetwork | None = None, retargeter: Retargeter | None = None) -> Batch:
-    """`model` is the open head the faces are rendered from; with a `retargeter` (open head ->
-    another FLAME-format head) the labels are that head's parameters, solved from the open head's."""
+def generate(head: IctLandmarks, count: int, seed: int, config: DataConfig,
+             network: BlendshapeNetwork | None = None) -> Batch:
+    """`count` faces of `head` (the ICT head at its landmarks), labelled by the units that made them."""
     rng = np.random.default_rng(seed)
     network = network or BlendshapeNetwork()
     limits = np.radians([config.yaw_deg, config.pitch_deg, config.roll_deg])
-    n_shape = model.n_shape
     columns: dict[str, list] = {name: [] for name in Batch.__dataclass_fields__}
     for _ in range(count):
         weights, label, intensity = sample_arkit(rng, config)
-        params = mapping.to_params(weights)
-        shape = rng.uniform(-1.0, 1.0, n_shape) * 0.8
-        head = rng.uniform(-1.0, 1.0, 3) * limits
-        out = forward(model, shape=shape, expression=params.expression, pose=params.pose, eyelids=params.eyelids)
+        # The ICT identity components are unit-scaled: most real faces lie within +-2.
+        shape = np.clip(rng.normal(0.0, IDENTITY_STD, head.n_shape), -2.0, 2.0)
+        pose = rng.uniform(-1.0, 1.0, 3) * limits
         face_px = rng.uniform(140.0, 380.0)  # face width in the image
         distance = FOCAL_PX * 0.15 / face_px
         offset = rng.uniform(-0.15, 0.15, 2) * distance
-        landmarks = project(out.vertices[:N_LANDMARKS], head[0], head[1], head[2], distance, offset)
+        landmarks = project(head.landmarks(weights, shape), pose[0], pose[1], pose[2], distance, offset)
         # The landmark network's error, measured per 256 px of its face crop (about 1.5 face widths).
         landmarks += rng.normal(0.0, config.landmark_noise_px * 1.5 * face_px / 256.0, landmarks.shape)
         scores = network.scores(landmarks)
         columns["features"].append(encoder_features(landmarks, scores, IMAGE_SIZE, IMAGE_SIZE))
-        columns["arkit"].append(weights)
-        if retargeter is not None:
-            solved = retargeter.retarget(params.expression, params.pose, params.eyelids, shape)
-            params = HeadParams(solved.expression, solved.pose, solved.eyelids)
-            shape = np.zeros(retargeter.target.n_shape)  # the target's own identity is not modelled
-        columns["shape"].append(shape)
-        columns["expression"].append(params.expression)
-        columns["jaw"].append(params.pose[2])
-        columns["gaze"].append(params.pose[3:5])
-        columns["eyelids"].append(params.eyelids)
-        columns["emotion"].append(label)
-        columns["intensity"].append(intensity)
-        columns["head_pose"].append(head)
+        for name, value in (("arkit", weights), ("shape", shape), ("emotion", label), ("intensity", intensity),
+                            ("head_pose", pose)):
+            columns[name].append(value)
     arrays = {name: np.asarray(values) for name, values in columns.items()}
     arrays["features"] = arrays["features"].astype(np.float32)
     return Batch(**arrays)

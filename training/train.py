@@ -1,15 +1,16 @@
-"""The FIELDS training run: stage one (direct 3D supervision + 2D consistency), stage two (the
-emotion branch joins, anchored to the stage-one model), evaluation, export.
+"""The FIELDS training run (issue 12): one stage in which every step sees a batch of synthetic ICT-
+head faces and a batch of real training faces, with (a) direct supervision and (d) the intensity-
+aware emotion loss on the synthetic batch, and (b) 2D consistency, (c) real emotion labels and the
+weak MediaPipe pseudo-label on the real one (`training.losses`); then evaluation and export.
 
 Runs on one CPU or GPU, or on several processes under `torchrun` (DistributedDataParallel: gloo
-on the CPU, NCCL on GPUs); each process trains on its own shard of the in-memory data and only
+on the CPU, NCCL on GPUs); each process trains on its own shard of the synthetic data and only
 rank 0 writes. Outputs are written to a temporary file and renamed, so a failed run leaves no
 half-written checkpoint or ONNX file.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import os
@@ -21,87 +22,49 @@ import numpy as np
 import torch
 from torch import distributed as dist
 
+from inference.expression.emotions import EMOTIONS
 from inference.files import write_with
-from inference.head.default_head import HEAD_FILE, arkit_mapping
-from inference.head.face_model import file_sha256, load_face_model
+from inference.perception.blendshapes import ARKIT_NAMES
 from inference.perception.landmarks import N_LANDMARKS
 
 from . import losses
-from .adapters import RealData
-from .config import ConfigError, LossConfig, TrainConfig, save_config, to_dict
-from .data import retargeter_for, synthetic
+from .config import ConfigError, TrainConfig, save_config, to_dict
+from .data import RealFaces, real_training_faces, synthetic
 from .export import export
-from .flame_torch import TorchFlame
+from .ict import ICT_EMBEDDING, ICT_HEAD, IctLandmarks, TorchIctLandmarks
 from .model import Encoder
 from .synthetic import PROTOTYPES, Batch
 
+MAX_CLASS_WEIGHT = 5.0
+# MediaPipe reads the ICT head's blink at weight 1 as 0.64-0.77: as a pseudo-label it would pull the
+# eyelids (which the head closes fully at 1) short of closing; the synthetic labels teach them alone.
+PSEUDO_UNITS = torch.tensor([0.0 if n.startswith("eyeBlink") else 1.0 for n in ARKIT_NAMES])
+JAW = 2  # FLAME's joint order: root, neck, jaw, eye.L, eye.R
+
 
 def _tensors(batch: Batch, device: torch.device) -> dict[str, torch.Tensor]:
-    out = {name: torch.as_tensor(getattr(batch, name)).float().to(device) for name in
-           ("features", "shape", "expression", "jaw", "gaze", "eyelids", "intensity")}
+    out = {name: torch.as_tensor(getattr(batch, name)).float().to(device)
+           for name in ("features", "arkit", "shape", "intensity")}
     out["emotion"] = torch.as_tensor(batch.emotion).long().to(device)
-    count = len(batch.features)
-    out["has_params"] = torch.ones(count, dtype=torch.bool, device=device)
-    out["has_emotion"] = torch.ones(count, dtype=torch.bool, device=device)
     return out
 
 
-def _real_tensors(data: RealData, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A real source's rows in the synthetic layout: missing labels are zeros, masked out."""
-    count = len(data.features)
-    out = {name: torch.zeros((count, *value.shape[1:]), dtype=value.dtype, device=value.device)
-           for name, value in like.items()}
-    out["features"] = torch.as_tensor(data.features).float().to(out["features"].device)
-    for name in ("expression", "jaw", "eyelids", "gaze"):
-        value = getattr(data, name)
-        if value is not None:
-            out[name] = torch.as_tensor(value).float().to(out[name].device)
-    out["has_params"] = torch.full((count,), data.expression is not None, device=out["features"].device)
-    if data.emotion is not None:
-        out["emotion"] = torch.as_tensor(data.emotion).long().to(out["features"].device)
-        out["intensity"] = torch.as_tensor(data.intensity).float().to(out["features"].device)
-    out["has_emotion"] = torch.full((count,), data.emotion is not None, device=out["features"].device)
-    return out
-
-
-def _real_sources(config: TrainConfig, cache: Path, log: Any) -> list[RealData]:
-    from .adapters import FeatureCache, load_affectnet, load_scans, load_unlabelled
+def _extra_sources(config: TrainConfig, cache: Path, log: Any) -> list[RealFaces]:
+    """Optional AffectNet-layout and unlabelled sources, as real faces (labels where they have them)."""
+    from .adapters import FeatureCache, load_affectnet, load_unlabelled
+    from .readers import mediapipe_arkit
 
     features = FeatureCache(cache / "perception")
-    sources = []
-    for path, loader in ((config.data.scans, load_scans), (config.data.affectnet_csv, load_affectnet),
-                         (config.data.unlabelled, load_unlabelled)):
+    out = []
+    for path, loader in ((config.data.affectnet_csv, load_affectnet), (config.data.unlabelled, load_unlabelled)):
         if path:
             data = loader(Path(path), features)
             skipped = ", ".join(f"{n} {why}" for why, n in data.skipped.items() if n) or "none"
             log(f"data: {len(data.features)} faces from {data.source} (skipped: {skipped})")
-            sources.append(data)
-    return sources
-
-
-def _landmark_points(model_path: str, config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The trained model's surface points for MediaPipe's landmarks (see losses.landmark_consistency)."""
-    retargeter = retargeter_for(model_path, config.data)
-    if retargeter is None:  # the open head: landmark i is vertex i
-        ids = np.arange(N_LANDMARKS)
-        return (np.repeat(ids[:, None], 3, axis=1), np.tile([1.0, 0.0, 0.0], (N_LANDMARKS, 1)).astype(np.float32),
-                ids)
-    target = retargeter.correspondence.target
-    return target.vertices, target.weights.astype(np.float32), target.labels
-
-
-def _prototypes(model_path: str, config: TrainConfig) -> np.ndarray:
-    """(8, n_expr): each emotion's full prototype in the trained model's expression parameters."""
-    head = load_face_model(HEAD_FILE)
-    mapping = arkit_mapping(head)
-    retargeter = retargeter_for(model_path, config.data)
-    if retargeter is None:
-        return PROTOTYPES @ mapping.expression
-    solved = []
-    for weights in PROTOTYPES:
-        params = mapping.to_params(weights)
-        solved.append(retargeter.retarget(params.expression, params.pose, params.eyelids).expression)
-    return np.stack(solved)
+            emotion = data.emotion if data.emotion is not None else np.full(len(data.features), -1)
+            # The features end with MediaPipe's 52 scores: the pseudo-label comes with them.
+            out.append(RealFaces(data.features, mediapipe_arkit(data.features[:, -52:]), emotion, data.source))
+    return out
 
 
 def resolve_device(name: str) -> str:
@@ -118,116 +81,123 @@ def _rank() -> tuple[int, int]:
     return 0, 1
 
 
-def _jaw_open_sign(model_path: str) -> float:
-    """+1 if a positive x rotation of the jaw opens the mouth (moves the chin down), else -1."""
-    from inference.head.forward import forward
-
-    model = load_face_model(model_path)
-    pose = np.zeros((5, 3))
-    pose[2, 0] = 0.2
-    moved = forward(model, pose=pose).vertices - model.v_template
-    chin = np.argmax(model.weights[:, 2])
-    return 1.0 if moved[chin, 1] < 0 else -1.0
-
-
 @dataclasses.dataclass
 class Setup:
-    """Everything a run trains on, assembled once: this process's shard of the data, the model
-    and the fixed tensors its losses need."""
+    """Everything a run trains on, assembled once: this process's shard of the synthetic data, the
+    real faces, and the fixed modules the losses need."""
 
-    model_path: str
-    face_model: Any
-    data: dict[str, torch.Tensor]  # this rank's rows, the synthetic layout (labels masked where missing)
+    data: dict[str, torch.Tensor]  # this rank's synthetic rows
+    real: dict[str, torch.Tensor]  # features, mediapipe (52 units), emotion (-1: none)
     val_set: Batch
-    flame: TorchFlame
-    points: tuple[torch.Tensor, ...]  # the model's surface points for MediaPipe's landmarks
-    prototypes: torch.Tensor  # (8, n_expr)
+    unit_basis: torch.Tensor  # (52, 478, 3) cm
+    consistency: losses.Consistency | None
+    class_weights: torch.Tensor  # (8,) balanced weights of the real labels
+    prototypes: torch.Tensor  # (8, 52)
+
+
+def _real(config: TrainConfig, cache: Path, log: Any) -> RealFaces | None:
+    sources = ([real_training_faces(config.data, log)] if config.data.real else []) + \
+        _extra_sources(config, cache, log)
+    if not sources:
+        return None
+    for source in sources:
+        log(f"data: real faces: {source.source}")
+    return RealFaces(np.concatenate([s.features for s in sources]), np.concatenate([s.mediapipe for s in sources]),
+                     np.concatenate([s.emotion for s in sources]), "; ".join(s.source for s in sources))
 
 
 def assemble(config: TrainConfig, device: torch.device, rank: int, world: int, log: Any) -> Setup:
-    """The synthetic train and validation sets plus any real sources, sharded by rank."""
-    model_path = str(HEAD_FILE) if config.face_model == "default" else config.face_model
-    face_model = load_face_model(model_path)
     out = Path(config.out)
+    cache = Path(config.data.cache) if config.data.cache else out / "cache"
     started = time.perf_counter()
-    train_set = synthetic(model_path, config.data.train_samples, config.seed, config.data, out / "cache")
-    val_set = synthetic(model_path, config.data.val_samples, config.seed + 1, config.data, out / "cache")
-    log(f"data: {len(train_set.features)} train, {len(val_set.features)} val faces "
+    train_set = synthetic(config.data.train_samples, config.seed, config.data, cache)
+    val_set = synthetic(config.data.val_samples, config.seed + 1, config.data, cache)
+    log(f"data: {len(train_set.features)} train, {len(val_set.features)} val synthetic faces "
         f"({time.perf_counter() - started:.0f} s)")
     data = _tensors(train_set, device)
-    for source in _real_sources(config, out / "cache", log):
-        extra = _real_tensors(source, data)
-        data = {name: torch.cat([data[name], extra[name]]) for name in data}
     shard = torch.arange(rank, len(data["features"]), world)
-    return Setup(model_path, face_model, {name: value[shard] for name, value in data.items()}, val_set,
-                 TorchFlame(face_model).to(device),
-                 tuple(torch.as_tensor(a).to(device) for a in _landmark_points(model_path, config)),
-                 torch.as_tensor(_prototypes(model_path, config)).float().to(device))
+    head = IctLandmarks()
+    real = _real(config, cache, log)
+    counts = np.ones(len(EMOTIONS))
+    consistency = None
+    real_tensors: dict[str, torch.Tensor] = {}
+    if real is not None:
+        real_tensors = {"features": torch.as_tensor(real.features).float().to(device),
+                        "mediapipe": torch.as_tensor(real.mediapipe).float().to(device),
+                        "emotion": torch.as_tensor(real.emotion).long().to(device)}
+        labelled = real.emotion[real.emotion >= 0]
+        counts = np.bincount(labelled, minlength=len(EMOTIONS)).astype(np.float64) if len(labelled) else counts
+        mean_face = real.features[:, : N_LANDMARKS * 3].reshape(-1, N_LANDMARKS, 3).mean(0)
+        consistency = losses.Consistency(head, mean_face.astype(np.float64)).to(device)
+    # Balanced classes: each class weighs as much in total, up to MAX_CLASS_WEIGHT (a class of a
+    # handful of noisy photos, contempt's 9, must not dominate: its synthetic prototype teaches it
+    # too); scaled so the average photo weighs 1.
+    weights = np.minimum(counts.sum() / (len(counts) * np.maximum(counts, 1.0)), MAX_CLASS_WEIGHT)
+    weights /= (weights * counts).sum() / counts.sum()
+    return Setup({name: value[shard] for name, value in data.items()}, real_tensors, val_set,
+                 torch.as_tensor(head.unit_basis * 100.0).float().to(device), consistency,
+                 torch.as_tensor(weights).float().to(device),
+                 torch.as_tensor(PROTOTYPES).float().to(device))
 
 
-def step_losses(net: torch.nn.Module, batch: dict[str, torch.Tensor], setup: Setup,
-                anchor: Encoder | None) -> dict[str, torch.Tensor]:
-    """One batch's named loss terms (stage two when `anchor` is given); `weighted` sums them."""
-    pred = dict(zip(("expression", "jaw", "eyelids", "gaze", "emotion_logits", "intensity"),
-                    net(batch["features"]), strict=True))
-    observed = batch["features"][:, : N_LANDMARKS * 3].reshape(-1, N_LANDMARKS, 3)
-    terms = {name: losses.masked_mean(value, batch["has_params"])
-             for name, value in losses.direct_3d(pred, batch, setup.flame).items()}
-    terms["landmarks_2d"] = losses.landmark_consistency(pred, observed, setup.flame, setup.points,  # type: ignore[arg-type]
-                                                        batch["shape"]).mean()
-    if anchor is not None:
-        emotion_terms = losses.emotion(pred["emotion_logits"], pred["intensity"], pred["expression"],
-                                       batch["emotion"], batch["intensity"], setup.prototypes)
-        terms.update({name: losses.masked_mean(value, batch["has_emotion"]) for name, value in emotion_terms.items()})
-        with torch.no_grad():
-            anchored = anchor(batch["features"])[0]
-        terms["anchor"] = (pred["expression"] - anchored).square().mean()
+def step_losses(net: torch.nn.Module, batch: dict[str, torch.Tensor], real: dict[str, torch.Tensor] | None,
+                setup: Setup, config: TrainConfig) -> dict[str, torch.Tensor]:
+    """One step's named loss terms; `weighted` sums them with the config's weights."""
+    count = len(batch["features"])
+    features = batch["features"] if real is None else torch.cat([batch["features"], real["features"]])
+    units, logits, intensity = net(features)
+    terms = {name: value.mean() for name, value in
+             losses.direct_3d(units[:count], batch["arkit"], setup.unit_basis).items()}
+    terms.update({name: value.mean() for name, value in
+                  losses.emotion(logits[:count], intensity[:count], units[:count], batch["emotion"],
+                                 batch["intensity"], setup.prototypes).items()})
+    if real is not None and setup.consistency is not None:
+        observed = real["features"][:, : N_LANDMARKS * 3].reshape(-1, N_LANDMARKS, 3)
+        terms["landmarks_2d"] = setup.consistency(units[count:], observed).mean()
+        terms["pseudo"] = ((units[count:] - real["mediapipe"]).square() * PSEUDO_UNITS.to(units.device)).mean()
+        labelled = real["emotion"] >= 0
+        terms["emotion_real"] = losses.real_emotion(logits[count:], real["emotion"], setup.class_weights,
+                                                    config.loss.label_smoothing).sum() / labelled.sum().clamp_min(1)
+        # (d) on real faces: the intensity agrees with the expression's size, its units' projection
+        # onto the labelled class's prototype (not pushed by it: detached); neutral means none.
+        proto = setup.prototypes[real["emotion"].clamp_min(0)]
+        size = ((units[count:].detach() * proto).sum(1) / proto.square().sum(1).clamp_min(1e-9)).clamp(0, 1)
+        size = torch.where(real["emotion"] == EMOTIONS.index("neutral"), torch.zeros_like(size), size)
+        terms["intensity"] = terms["intensity"] + losses.masked_mean((intensity[count:, 0] - size).abs(), labelled)
     return terms
 
 
-def weighted(terms: dict[str, torch.Tensor], weights: LossConfig) -> torch.Tensor:
+def weighted(terms: dict[str, torch.Tensor], config: TrainConfig) -> torch.Tensor:
     """The loss: each term times the config's weight of the same name."""
-    return sum((getattr(weights, name) * value for name, value in terms.items()),
+    return sum((getattr(config.loss, name) * value for name, value in terms.items()),
                start=torch.zeros((), device=next(iter(terms.values())).device))
 
 
 def fit(config: TrainConfig, encoder: Encoder, setup: Setup, device: torch.device, rank: int, world: int,
         log: Any) -> list[dict[str, float]]:
-    """The two-stage loop; returns the mean of each loss term per epoch."""
-    data = setup.data
+    """The training loop; returns the mean of each loss term per epoch."""
+    data, real = setup.data, setup.real
     net: torch.nn.Module = encoder
     if world > 1:
-        # Stage one leaves the emotion branch unused; DDP must not wait for its gradients.
-        net = torch.nn.parallel.DistributedDataParallel(encoder, find_unused_parameters=True)
-    anchor: Encoder | None = None
+        net = torch.nn.parallel.DistributedDataParallel(encoder)
     history = []
-    total_epochs = config.stage1_epochs + config.stage2_epochs
     steps_per_epoch = max(1, len(data["features"]) // config.batch_size)
-
-    def stage_optimiser(epochs: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-        # Each stage gets its own warm-up and annealing: run under one schedule, stage two would
-        # train the emotion branch in the schedule's near-zero tail.
-        optimiser = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        steps = epochs * steps_per_epoch
-        return optimiser, torch.optim.lr_scheduler.OneCycleLR(optimiser, config.lr, total_steps=steps)
-
-    optimiser, schedule = stage_optimiser(max(1, config.stage1_epochs))
+    optimiser = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.lr, total_steps=config.epochs * steps_per_epoch)
     generator = torch.Generator().manual_seed(config.seed + rank)
-    for epoch in range(total_epochs):
-        stage_two = epoch >= config.stage1_epochs
-        if stage_two and anchor is None:
-            anchor = copy.deepcopy(encoder).eval()
-            for parameter in anchor.parameters():
-                parameter.requires_grad_(False)
-            optimiser, schedule = stage_optimiser(config.stage2_epochs)
+    for epoch in range(config.epochs):
         net.train()
         order = torch.randperm(len(data["features"]), generator=generator).to(device)
         sums: dict[str, float] = {}
         for step in range(steps_per_epoch):
             index = order[step * config.batch_size:(step + 1) * config.batch_size]
-            terms = step_losses(net, {name: value[index] for name, value in data.items()}, setup, anchor)
+            real_batch = None
+            if real:
+                pick = torch.randint(len(real["features"]), (config.real_batch,), generator=generator).to(device)
+                real_batch = {name: value[pick] for name, value in real.items()}
+            terms = step_losses(net, {name: value[index] for name, value in data.items()}, real_batch, setup, config)
             optimiser.zero_grad(set_to_none=True)
-            weighted(terms, config.loss).backward()
+            weighted(terms, config).backward()
             optimiser.step()
             schedule.step()
             for name, value in terms.items():
@@ -235,8 +205,7 @@ def fit(config: TrainConfig, encoder: Encoder, setup: Setup, device: torch.devic
         means = {name: value / steps_per_epoch for name, value in sums.items()}
         history.append(means)
         if rank == 0:
-            log(f"epoch {epoch + 1}/{total_epochs} ({'stage 2' if stage_two else 'stage 1'}): "
-                + ", ".join(f"{k} {v:.4f}" for k, v in means.items()))
+            log(f"epoch {epoch + 1}/{config.epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items()))
     return history
 
 
@@ -251,18 +220,17 @@ def train(config: TrainConfig, log: Any = print) -> dict[str, Any]:
     started = time.perf_counter()
     setup = assemble(config, device, rank, world, log)
     features = setup.data["features"]
-    encoder = Encoder(features.shape[1], setup.face_model.n_expr, config.model.hidden, config.model.layers,
-                      config.model.dropout, _jaw_open_sign(setup.model_path)).to(device)
+    encoder = Encoder(features.shape[1], config.model.hidden, config.model.layers, config.model.dropout).to(device)
     encoder.set_normalisation(features.mean(0), features.std(0))
     history = fit(config, encoder, setup, device, rank, world, log)
 
-    metrics = evaluate(encoder, setup.val_set, setup.face_model, device)
+    metrics = evaluate(encoder, setup.val_set, device)
     metrics["train_seconds"] = time.perf_counter() - started
     if rank == 0:
         from .real_photos import real_photo_metrics
 
-        metrics.update(real_photo_metrics(encoder, setup.face_model.expression_names))
-        _write_outputs(config, encoder, setup.val_set, setup.model_path, metrics, history)
+        metrics.update(real_photo_metrics(encoder, ARKIT_NAMES))
+        _write_outputs(config, encoder, setup.val_set, metrics, history)
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
@@ -270,53 +238,61 @@ def train(config: TrainConfig, log: Any = print) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def evaluate(encoder: Encoder, batch: Batch, face_model: Any, device: torch.device) -> dict[str, float]:
-    """The issue's held-out metrics on a synthetic set."""
+def evaluate(encoder: Encoder, batch: Batch, device: torch.device) -> dict[str, float]:
+    """The held-out metrics on a synthetic set (the model card's targets)."""
     encoder.eval()
     data = _tensors(batch, device)
-    flame = TorchFlame(face_model).to(device)
+    head = TorchIctLandmarks(IctLandmarks()).to(device)
     pred = encoder.named(data["features"])
-    zero_pose = torch.zeros_like(data["jaw"])
-    zero_gaze = torch.zeros_like(data["gaze"])
-    # Expression vertex error: expression only (jaw and eyes at rest), identity as in the sample.
-    got, _ = flame(pred["expression"], losses.flame_pose(zero_pose, zero_gaze), data["shape"])
-    want, _ = flame(data["expression"], losses.flame_pose(zero_pose, zero_gaze), data["shape"])
-    vertex_mm = float((got - want).norm(dim=-1).mean() * 1000)
-    jaw_deg = float(torch.rad2deg((pred["jaw"] - data["jaw"]).norm(dim=-1)).mean())
-    eyelid_mae = float((pred["eyelids"] - data["eyelids"]).abs().mean())
+    units, target = pred["units"], data["arkit"]
+    # Expression error at the landmarks' points: shape keys only (jaw and eyes at rest).
+    still = torch.tensor([0.0 if head.pose[u].abs().sum() > 0 else 1.0 for u in range(len(ARKIT_NAMES))],
+                         device=device)
+    got, want = head(units * still, data["shape"]), head(target * still, data["shape"])
+    jaw = torch.einsum("bu,ud->bd", units - target, head.pose[:, JAW])
+    eyelids = (units - target) @ head.eyelids
     label = data["emotion"]
     strong = data["intensity"] >= 0.5
     accuracy = float((pred["emotion_logits"].argmax(1) == label)[strong].float().mean())
     target_intensity = torch.where(label == 0, torch.zeros_like(data["intensity"]), data["intensity"])
-    intensity_mae = float((pred["intensity"][:, 0] - target_intensity).abs().mean())
-    return {"expression_vertex_mm": vertex_mm, "jaw_deg": jaw_deg, "eyelid_mae": eyelid_mae,
-            "emotion_accuracy_strong": accuracy, "intensity_mae": intensity_mae}
+    return {"units_mae": float((units - target).abs().mean()),
+            "expression_landmark_mm": float((got - want).norm(dim=-1).mean() * 10),
+            "jaw_deg": float(torch.rad2deg(jaw.norm(dim=-1)).mean()),
+            "eyelid_mae": float(eyelids.abs().mean()),
+            "emotion_accuracy_strong": accuracy,
+            "intensity_mae": float((pred["intensity"][:, 0] - target_intensity).abs().mean())}
 
 
-def _write_outputs(config: TrainConfig, encoder: Encoder, val_set: Batch, model_path: str,
-                   metrics: dict[str, Any], history: list[dict[str, float]]) -> None:
+def head_contract() -> dict[str, Any]:
+    """The head the encoder was trained for, as its metadata states it."""
+    from inference.head.face_model import file_sha256
+
+    return {"name": IctLandmarks().name, "file": ICT_HEAD.name, "sha256": file_sha256(ICT_HEAD),
+            "embedding": {"file": ICT_EMBEDDING.name, "sha256": file_sha256(ICT_EMBEDDING)}}
+
+
+def _write_outputs(config: TrainConfig, encoder: Encoder, val_set: Batch, metrics: dict[str, Any],
+                   history: list[dict[str, float]]) -> None:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     write_with(out / "encoder.pt", lambda tmp: torch.save({"state_dict": encoder.state_dict(),
                                                            "config": to_dict(config)}, tmp))
     save_config(config, out / "config.yaml")
-    face = load_face_model(model_path)
     metadata = {
         "normalisation": "built into the graph: (features - mean) / std, see training/model.py",
         "features": "inference.expression.features.encoder_input",
-        "face_model": {"name": face.name, "file": Path(model_path).name, "sha256": file_sha256(model_path),
-                       "n_expr": face.n_expr, "expression_names": list(face.expression_names)},
+        "units": list(ARKIT_NAMES),
+        "head": head_contract(),
         "config": dataclasses.asdict(config),
         "metrics": metrics,
         "history": history,
     }
-    worst = export(encoder, out / "encoder.onnx", metadata,
-                   torch.as_tensor(val_set.features[:256]).float())
+    worst = export(encoder, out / "encoder.onnx", metadata, torch.as_tensor(val_set.features[:256]).float())
     (out / "metrics.json").write_text(json.dumps({**metrics, "onnx_vs_torch_max_abs": worst}, indent=2) + "\n")
 
 
-def evaluate_folder(folder: Path) -> dict[str, Any]:
-    """Re-evaluate a trained encoder (folder with encoder.pt and config.yaml) on its held-out set."""
+def load_trained(folder: Path) -> tuple[Encoder, TrainConfig]:
+    """A trained encoder (folder with encoder.pt and config.yaml) and its config."""
     from .config import load_config
 
     checkpoint_path, config_path = folder / "encoder.pt", folder / "config.yaml"
@@ -324,14 +300,18 @@ def evaluate_folder(folder: Path) -> dict[str, Any]:
         if not path.is_file():
             raise ConfigError(f"Weights folder '{folder}' has no {path.name}")
     config = load_config(config_path)
-    model_path = str(HEAD_FILE) if config.face_model == "default" else config.face_model
-    face_model = load_face_model(model_path)
-    val_set = synthetic(model_path, config.data.val_samples, config.seed + 1, config.data, Path(config.out) / "cache")
     state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)["state_dict"]
-    encoder = Encoder(val_set.features.shape[1], face_model.n_expr, config.model.hidden, config.model.layers,
-                      config.model.dropout)
+    encoder = Encoder(len(state["mean"]), config.model.hidden, config.model.layers, config.model.dropout)
     encoder.load_state_dict(state)
+    return encoder.eval(), config
+
+
+def evaluate_folder(folder: Path) -> dict[str, Any]:
+    """Re-evaluate a trained encoder on its held-out synthetic set."""
+    encoder, config = load_trained(folder)
+    cache = Path(config.data.cache) if config.data.cache else Path(config.out) / "cache"
+    val_set = synthetic(config.data.val_samples, config.seed + 1, config.data, cache)
     from .real_photos import real_photo_metrics
 
-    metrics = evaluate(encoder, val_set, face_model, torch.device("cpu"))
-    return {**metrics, **real_photo_metrics(encoder, face_model.expression_names)}
+    metrics = evaluate(encoder, val_set, torch.device("cpu"))
+    return {**metrics, **real_photo_metrics(encoder, ARKIT_NAMES)}

@@ -1,24 +1,29 @@
-"""The FIELDS expression/emotion encoder on ONNX Runtime: perception features in, the face model's
-parameters and the emotion out.
+"""The FIELDS expression/emotion encoder on ONNX Runtime: perception features in, the 52 ARKit units
+and the emotion out; jaw and eye turns and eyelids follow from the units.
 
 The model's contract is its metadata JSON (written by `training.export` beside the .onnx): input
-size, named outputs with their shapes, emotion labels, the face model it was trained for (name,
-sha256, expression names) and the ONNX file's own sha256, which is checked before the session is
-made, so a truncated or swapped file is refused by name. Nothing here hard-codes 478, 52 or 8.
-Must not import bpy.
+size, named outputs with their shapes, the units' names in order (one output for every head),
+emotion labels, the head it was trained for (name, file, sha256, its MediaPipe landmark embedding)
+and the ONNX file's own sha256, which is checked before the session is made, so a truncated or
+swapped file is refused by name. The units reach that head's parameters through the ARKit table
+stored in its file (`arkit_expression`, `arkit_pose`, `arkit_eyelids`): the jaw and eye rotations
+and the eyelids an `Expression` carries are derived there, not predicted. Nothing here hard-codes
+478, 52 or 8. Must not import bpy.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import FileProblem
+from ..head.default_head import EYE_L, EYE_R, JAW, ArkitMapping
+from ..perception.blendshapes import ARKIT_NAMES
 from ..perception.runtime import create_session, providers_in_use
 from .features import FEATURE_VERSION, encoder_input
 
@@ -35,34 +40,51 @@ class EncoderFileError(FileProblem):
 
 @dataclass(frozen=True)
 class FaceModelContract:
-    """The face model an encoder was trained for, as its metadata states it: what a plan needs to
-    tell whether a target is that model (name, sha256) and to read the prediction (names)."""
+    """The head an encoder was trained for, as its metadata states it: what a plan needs to tell
+    whether a target is that head (name, sha256), its shape keys, and the landmark embedding that
+    retargeting onto another FLAME head starts from."""
 
     name: str
     file: str  # the file's name, looked up beside the shipped models
     sha256: str
     expression_names: tuple[str, ...]
+    embedding: str = ""  # its MediaPipe landmark embedding's file name, beside the models
 
     @classmethod
-    def from_metadata(cls, entry: dict[str, Any]) -> FaceModelContract:
-        return cls(str(entry["name"]), str(entry["file"]), str(entry["sha256"]),
-                   tuple(str(n) for n in entry["expression_names"]))
+    def from_metadata(cls, entry: dict[str, Any], expression_names: tuple[str, ...]) -> FaceModelContract:
+        return cls(str(entry["name"]), str(entry["file"]), str(entry["sha256"]), expression_names,
+                   str(entry.get("embedding", {}).get("file", "")))
+
+
+def head_tables(path: Path) -> tuple[tuple[str, ...], ArkitMapping]:
+    """A head file's shape-key names and ARKit table, read without loading its meshes."""
+    with np.load(path, allow_pickle=False) as archive:
+        if tuple(str(n) for n in archive["arkit_names"]) != ARKIT_NAMES:
+            raise ValueError("its ARKit table lists the units in another order")
+        return (tuple(str(n) for n in archive["expression_names"]),
+                ArkitMapping(np.asarray(archive["arkit_expression"], np.float64),
+                             np.asarray(archive["arkit_pose"], np.float64),
+                             np.asarray(archive["arkit_eyelids"], np.float64)))
 
 
 @dataclass
 class Expression:
-    """One face's prediction, in the face model's own parameters."""
+    """One face's prediction: the 52 ARKit units, and the trained-for head's parameters they give."""
 
-    expression: dict[str, float]  # expression shape-key name -> coefficient
-    jaw: np.ndarray  # (3,) axis-angle, FLAME's jaw joint
-    eyelids: np.ndarray  # (2,) [left, right] in [0, 1]
-    gaze: np.ndarray  # (2, 3) axis-angle of eye.L, eye.R
+    expression: dict[str, float]  # the head's expression shape-key name -> coefficient (from the units)
+    jaw: np.ndarray  # (3,) axis-angle, FLAME's jaw joint (from the units)
+    eyelids: np.ndarray  # (2,) [left, right] in [0, 1] (from the units)
+    gaze: np.ndarray  # (2, 3) axis-angle of eye.L, eye.R (from the units)
     emotion: str
     emotion_probs: dict[str, float]
     intensity: float  # 0..1
+    units: dict[str, float] = field(default_factory=dict)  # ARKit name -> [0, 1], ARKIT_NAMES order
+    head_pose: np.ndarray | None = None  # (3,) axis-angle of the head in the camera (the Face's metric pose)
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "units": {name: round(value, 5) for name, value in self.units.items()},
+            "head_pose": None if self.head_pose is None else np.round(self.head_pose, 5).tolist(),
             "expression": {name: round(value, 5) for name, value in self.expression.items()},
             "jaw": np.round(self.jaw, 5).tolist(),
             "eyelids": np.round(self.eyelids, 5).tolist(),
@@ -84,11 +106,26 @@ class ExpressionEncoder:
             self.metadata = json.loads(metadata_path.read_text())
             expected = self.metadata["onnx_sha256"]
             names = [output["name"] for output in self.metadata["outputs"]]
-            self.face_model = FaceModelContract.from_metadata(self.metadata["face_model"])
-            self.expression_names = list(self.face_model.expression_names)
+            self.units = [str(n) for n in self.metadata["units"]]
+            head = self.metadata["head"]
             self.emotions = list(self.metadata["emotions"])
         except (ValueError, KeyError, TypeError) as exc:
             raise EncoderFileError(metadata_path, f"is not FIELDS encoder metadata ({exc})") from None
+        if tuple(self.units) != ARKIT_NAMES:
+            raise EncoderFileError(metadata_path, "does not output the 52 ARKit units in Apple's order")
+        # A trained run's folder holds no head: the shipped one of that name is meant.
+        head_file = path.parent / str(head["file"])
+        if not head_file.is_file():
+            head_file = MODEL_FILE.parent / str(head["file"])
+        try:
+            expression_names, self.mapping = head_tables(head_file)
+        except (OSError, KeyError, ValueError) as exc:
+            raise EncoderFileError(metadata_path, f"names the head '{head_file}', which has no usable ARKit "
+                                   f"table ({exc})") from None
+        self.face_model = FaceModelContract.from_metadata(head, expression_names)
+        self._params = np.concatenate([self.mapping.expression, self.mapping.pose.reshape(len(ARKIT_NAMES), -1),
+                                       self.mapping.eyelids], axis=1).astype(np.float32)
+        self.expression_names = list(expression_names)
         if self.metadata.get("feature_version", FEATURE_VERSION) != FEATURE_VERSION:
             raise EncoderFileError(metadata_path, "was trained on another feature layout; retrain it")
         data = path.read_bytes()
@@ -109,6 +146,14 @@ class ExpressionEncoder:
         logits = outputs["emotion_logits"]
         probs = np.exp(logits - logits.max(1, keepdims=True))
         outputs["emotion_probs"] = probs / probs.sum(1, keepdims=True)
+        # The head's parameters in one product: [expression | pose (5 x 3) | eyelids] per unit.
+        params = outputs["units"] @ self._params
+        n_expr = self.mapping.expression.shape[1]
+        pose = params[:, n_expr:n_expr + 15].reshape(-1, 5, 3)
+        outputs["expression"] = params[:, :n_expr]
+        outputs["jaw"] = pose[:, JAW]
+        outputs["gaze"] = pose[:, [EYE_L, EYE_R]]
+        outputs["eyelids"] = params[:, n_expr + 15:]
         return outputs
 
     def predict(self, features: np.ndarray) -> list[Expression]:
@@ -124,15 +169,29 @@ class ExpressionEncoder:
                 emotion=self.emotions[int(probs[i].argmax())],
                 emotion_probs=dict(zip(self.emotions, map(float, probs[i]), strict=True)),
                 intensity=float(outputs["intensity"][i, 0]),
+                units=dict(zip(self.units, map(float, outputs["units"][i]), strict=True)),
             )
             for i in range(len(batch))
         ]
 
     def predict_face(self, face: Face) -> Expression:
-        """One perceived face's prediction."""
-        return self.predict(encoder_input(face))[0]
+        """One perceived face's prediction, with the face's head pose (axis-angle of its metric pose)."""
+        expression = self.predict(encoder_input(face))[0]
+        expression.head_pose = head_rotation(face.matrix)
+        return expression
 
     def describe(self) -> dict[str, Any]:
         return {"name": "FIELDS encoder", "sha256": self.metadata["onnx_sha256"],
-                "face_model": {"name": self.face_model.name, "file": self.face_model.file,
-                               "sha256": self.face_model.sha256}}
+                "head": {"name": self.face_model.name, "file": self.face_model.file,
+                         "sha256": self.face_model.sha256}, "units": "52 ARKit units (ARKIT_NAMES order)"}
+
+
+def head_rotation(matrix: np.ndarray) -> np.ndarray:
+    """(3,) axis-angle of the rotation in a similarity (s R | t)."""
+    rotation = np.asarray(matrix, dtype=np.float64)[:3, :3]
+    u, _, vt = np.linalg.svd(rotation)
+    rotation = u @ vt
+    angle = float(np.arccos(np.clip((np.trace(rotation) - 1.0) / 2.0, -1.0, 1.0)))
+    axis = np.array([rotation[2, 1] - rotation[1, 2], rotation[0, 2] - rotation[2, 0], rotation[1, 0] - rotation[0, 1]])
+    norm = float(np.linalg.norm(axis))
+    return axis / norm * angle if norm > 1e-9 else np.zeros(3)

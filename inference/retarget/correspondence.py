@@ -148,6 +148,14 @@ class Correspondence:
         return cls.by_label(open_head_landmarks(), load_mediapipe_embedding(embedding_path, target))
 
     @classmethod
+    def between_embeddings(cls, source_embedding: str | os.PathLike[str], source: FaceModel,
+                           target_embedding: str | os.PathLike[str], target: FaceModel) -> Correspondence:
+        """From one head to another, each through its own MediaPipe landmark embedding (the ICT head
+        the encoder is trained for, to a FLAME head)."""
+        return cls.by_label(load_mediapipe_embedding(source_embedding, source),
+                            load_mediapipe_embedding(target_embedding, target))
+
+    @classmethod
     def shared_vertices(cls, source_ids: Iterable[int] | np.ndarray,
                         target_ids: Iterable[int] | np.ndarray | None = None) -> Correspondence:
         """Vertex `source_ids[i]` of the source is vertex `target_ids[i]` of the target (the same ids

@@ -7,7 +7,9 @@ scales by the emotion intensity through simple-expression drivers. Three routes,
 direct (the head was built from the encoder's own face model: its parameters are applied as they
 are), FLAME (a FIELDS-built head of another FLAME-format model: `retarget.Retargeter` solves its
 expression and jaw through landmark correspondences) and ARKit names (any rig whose keys name
-ARKit units). Also here: choosing the face when a photo holds several, and the driver expressions.
+ARKit units: the encoder's 52 units by name). The encoder's head is the ICT head: its shape keys are
+the units themselves and its bones follow from them through its ARKit table, so the direct route
+is the identity. Also here: choosing the face when a photo holds several, and the driver expressions.
 Must not import bpy, and must not touch any file except through the loaders it is given.
 """
 
@@ -112,7 +114,7 @@ def _flame_weights(parts: set[str], names: Iterable[str], expression: np.ndarray
 
 
 def arkit_part(unit: str) -> str:
-    """Which of PARTS an ARKit unit belongs to (its parameter on the open head)."""
+    """Which of PARTS an ARKit unit belongs to (the parameter it drives on a FLAME-format head)."""
     kind = ARKIT_TO_PARAMS[unit]
     if kind[0] == "pose":
         return "jaw" if kind[1] == JAW else "gaze"
@@ -122,14 +124,14 @@ def arkit_part(unit: str) -> str:
 def plan(expression: Expression, face_model: FaceModelContract, target: Target, parts: Iterable[str], *,
          arkit: Callable[[], ArkitMapping] | None = None,
          retarget: Callable[[HeadParams], tuple[dict[str, float], np.ndarray, np.ndarray]] | None = None,
-         target_arkit: Callable[[], tuple[ArkitMapping, tuple[str, ...]] | None] | None = None) -> Plan:
+         head_tables: Callable[[Target], tuple[tuple[str, ...], ArkitMapping] | None] | None = None) -> Plan:
     """The plan for `target`. `face_model` is the encoder's (`ExpressionEncoder.face_model`).
     `arkit` gives the encoder model's ARKit table (only the open head has one); `retarget` maps
     source parameters to a FLAME target's ({key name: expression value}, pose (5, 3), eyelids) and is needed only
-    for the FLAME route: the caller builds it from the files the artist set. `target_arkit` gives a
-    FIELDS head's own ARKit table and expression names when its file has one (the ICT head): such a
-    head takes the ARKit route through its table, so its jaw and eye bones turn too. Raises
-    ReconstructError when nothing of the target can be driven."""
+    for the FLAME route: the caller builds it from the files the artist set. `head_tables` gives a
+    FIELDS head's own shape-key names and ARKit table when its file carries one (the ICT head, the
+    old open head): the units then drive it through its own table, which for the encoder's head is
+    the identity. Raises ReconstructError when nothing of the target can be driven."""
     from .arkit import match_arkit_names
 
     chosen = set(parts) & set(PARTS)
@@ -143,16 +145,13 @@ def plan(expression: Expression, face_model: FaceModelContract, target: Target, 
     if same_model and set(names) <= keys:
         return Plan("direct", _flame_weights(chosen, names, params.expression, params.eyelids, target),
                     _bones_plan(chosen, params.pose, target))
-    own = target_arkit() if target.face_model and not same_model and target_arkit and arkit else None
-    if own is not None and arkit is not None:
+    tables = head_tables(target) if (head_tables is not None and target.face_model and expression.units) else None
+    if tables is not None and set(tables[0]) <= keys:
         from ..perception.blendshapes import ARKIT_NAMES
 
-        chosen_units = np.array([arkit_part(unit) in chosen for unit in ARKIT_NAMES])
-        mapping, own_names = own
-        mapped = mapping.to_params(arkit().from_params(params) * chosen_units)
-        own_weights = _flame_weights(set(PARTS), own_names, mapped.expression, mapped.eyelids, target)
-        return Plan("arkit", {name: value for name, value in own_weights.items() if name in keys},
-                    _bones_plan(set(PARTS), mapped.pose, target))
+        own = tables[1].to_params(np.array([expression.units[u] for u in ARKIT_NAMES]))
+        return Plan("direct", _flame_weights(chosen, tables[0], own.expression, own.eyelids, target),
+                    _bones_plan(chosen, own.pose, target))
     if target.face_model and not same_model:
         if retarget is None:
             raise ReconstructError(f"'{target.name}' was built from the face model '{target.face_model}', "
@@ -166,13 +165,16 @@ def plan(expression: Expression, face_model: FaceModelContract, target: Target, 
         raise ReconstructError(f"'{target.name}' has no shape keys to drive: use Add Head, or pick a rig "
                                "with ARKit-named shape keys.")
     matched = match_arkit_names(target.shape_keys)
-    if arkit is None or not matched:
+    if (arkit is None and not expression.units) or not matched:
         raise ReconstructError(f"None of the {len(target.shape_keys)} shape keys of '{target.name}' is named "
                                "after an ARKit unit (e.g. jawOpen, eyeBlinkLeft) or the encoder's face model.")
-    weights = arkit().from_params(params)
     from ..perception.blendshapes import ARKIT_NAMES
 
-    return Plan("arkit", {matched[unit]: float(weights[i]) for i, unit in enumerate(ARKIT_NAMES)
+    # The encoder's output is the 52 ARKit units: an ARKit rig takes them by name. (`arkit` reads
+    # older predictions that carry only a head's parameters back into units.)
+    units = ([expression.units[u] for u in ARKIT_NAMES] if expression.units
+             else arkit().from_params(params))  # type: ignore[misc]
+    return Plan("arkit", {matched[unit]: float(units[i]) for i, unit in enumerate(ARKIT_NAMES)
                           if unit in matched and arkit_part(unit) in chosen})
 
 

@@ -29,12 +29,14 @@ import numpy as np
 from ..errors import CacheError
 from ..expression.features import FEATURE_VERSION, encoder_input
 from ..files import write_with
+from ..perception.blendshapes import ARKIT_NAMES
 from .frames import FrameSource
 from .smoothing import OneEuroSettings, fill_gaps, one_euro
 
 CACHE_VERSION = 1
 # Rows per encoder call: one call per frame costs ~0.35 ms, a batch of 32 ~0.07 ms a row.
 ENCODER_BATCH = 32
+BLINKS = ("eyeBlinkLeft", "eyeBlinkRight")  # the eyelids' [left, right] as ARKit units
 PARAMETERS = ("expression", "jaw", "eyelids", "gaze", "emotion_probs", "intensity")
 DEFAULT_SMOOTHING = OneEuroSettings()
 MAX_PROBLEMS_KEPT = 20  # messages about unreadable frames kept verbatim; the count is always exact
@@ -79,7 +81,12 @@ class SequenceResult:
         from ..expression.encoder import Expression
 
         probs = self.emotion_probs[row].astype(np.float64)
-        return Expression(
+        # The units come back exactly where the head's keys are the units themselves and the blinks
+        # are its eyelids (the ICT head the encoder is trained for); otherwise they stay unknown.
+        values = dict(zip(self.expression_names, map(float, self.expression[row]), strict=True))
+        values.update(zip(BLINKS, map(float, self.eyelids[row]), strict=True))
+        units = {u: values[u] for u in ARKIT_NAMES} if set(ARKIT_NAMES) <= set(values) else {}
+        return Expression(units=units,
             expression=dict(zip(self.expression_names, map(float, self.expression[row]), strict=True)),
             jaw=self.jaw[row].astype(np.float64), eyelids=self.eyelids[row].astype(np.float64),
             gaze=self.gaze[row].astype(np.float64),

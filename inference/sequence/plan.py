@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..expression.encoder import Expression
+from ..perception.blendshapes import ARKIT_NAMES
 from ..retarget.plan import INTENSITY_PROPERTY, PREDICTED_INTENSITY_PROPERTY, Plan, ReconstructError, weight_property
 
 Column = tuple[str, int]  # (custom property, array index)
@@ -34,7 +35,8 @@ def neutral_expression(expression_names: list[str]) -> Expression:
     """An all-zero prediction: lets the operator check that the target can be driven before it
     spends minutes on a video."""
     return Expression(expression=dict.fromkeys(expression_names, 0.0), jaw=np.zeros(3), eyelids=np.zeros(2),
-                      gaze=np.zeros((2, 3)), emotion="", emotion_probs={}, intensity=0.0)
+                      gaze=np.zeros((2, 3)), emotion="", emotion_probs={}, intensity=0.0,
+                      units=dict.fromkeys(ARKIT_NAMES, 0.0))
 
 
 def _plan_columns(first: Plan, key_intensity: bool) -> list[Column]:

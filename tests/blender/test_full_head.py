@@ -57,7 +57,8 @@ def test_reconstruct_drives_the_ict_head_through_its_arkit_table(blender, ict) -
     head = add_ict_head()
     assert reconstruct(match_shape=False) == {"FINISHED"}
     settings = bpy.context.scene.fields
-    assert settings.result_route == "arkit" and settings.result_shape == ""
+    # The encoder's units are the ICT head's own (issue 12): direct, through its table.
+    assert settings.result_route == "direct" and settings.result_shape == ""
     assert head[weight_property("mouthSmileLeft")] > 0.2  # the astronaut smiles
     assert weight_property("jaw") in head.keys()  # jawOpen is a bone turn on this head
     head[INTENSITY_PROPERTY] = 0.7
