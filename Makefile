@@ -22,11 +22,11 @@ build: setup
 models: setup
 	.venv/bin/python tools/fetch_models.py
 
-# Re-derive the open default head (inference/models/fields_head.npz), its measurements and contact sheet.
+# Re-derive the default head (inference/models/ict_head.npz) from the ICT Face Model in ../shared/data,
+# and our MediaPipe landmark embedding of it (renders it headlessly and reads the renders).
 head: setup
-	.venv/bin/python tools/make_default_head.py
-	.venv/bin/python tools/measure_default_head.py
-	.venv/bin/python tools/render_contact_sheet.py
+	.venv/bin/python tools/make_ict_head.py
+	.venv/bin/python tools/embed_ict_landmarks.py solve
 
 bench: setup
 	.venv/bin/python tools/bench_head.py

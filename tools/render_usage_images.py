@@ -6,7 +6,7 @@ expression read from a held-out photo of the expressions-in-the-wild set (`--pho
 that set cannot be redistributed, so only the head is shown) -> `docs/usage_reconstruct.png`. Rerun
 it as is when the encoder changes.
 Development tool: it imports bpy, which only fields_addon/ does at run time. Needs Mesa EGL on a
-machine without a GPU, as tools/render_contact_sheet.py does.
+machine without a GPU.
 
     .venv/bin/python tools/render_usage_images.py
 """
@@ -31,7 +31,7 @@ from demo import render  # noqa: E402
 
 PHOTO = ROOT / "inference" / "samples" / "astronaut.jpg"
 # A held-out person of training/real_split.json with a clear expression (not redistributed: head only).
-WILD = Path("/work/shared/data/expressions-in-the-wild/images/Adam_Mair_0001.jpg")
+WILD = ROOT.parent / "shared" / "data" / "expressions-in-the-wild" / "images" / "Dawn_Staley_0001.jpg"
 OUTPUT = ROOT / "docs" / "usage_reconstruct.png"
 SIZE = 320
 
