@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 from .errors import FieldsError
-from .payloads import photo_payload, smoothing_settings
+from .payloads import add_sequence_options, photo_payload, smoothing_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,16 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     sequence.add_argument("--out", help="write the per-frame parameters to this .npz")
     sequence.add_argument("--start", type=int, default=0, help="first source frame, counted from 0 (default 0)")
     sequence.add_argument("--end", type=int, default=None, help="last source frame, inclusive (default: the last)")
-    sequence.add_argument("--step", type=int, default=1, help="process every Nth frame (default 1)")
-    sequence.add_argument("--fps", type=float, default=None,
-                          help="frame rate (default: the video's own; 24 for a folder)")
-    sequence.add_argument("--face", type=int, default=0, help="which face to follow, 0 = the largest (default 0)")
-    sequence.add_argument("--gaps", choices=("interpolate", "hold", "leave"), default="interpolate",
-                          help="frames without a face: interpolate across (default), hold the last value, or leave NaN")
-    sequence.add_argument("--min-cutoff", type=float, default=None, help="One-Euro min cutoff in Hz (default 1.0)")
-    sequence.add_argument("--beta", type=float, default=None, help="One-Euro speed coefficient (default 10)")
-    sequence.add_argument("--d-cutoff", type=float, default=None, help="One-Euro derivative cutoff in Hz (default 1.0)")
-    sequence.add_argument("--no-smoothing", action="store_true", help="keep the per-frame values unsmoothed")
+    add_sequence_options(sequence)
     sequence.add_argument("--cache", metavar="DIR", help="reuse or store the raw per-frame result in this folder")
     sequence.add_argument("--progress", action="store_true", help="progress lines on stderr even when not a terminal")
     sequence.add_argument("--quiet", action="store_true", help="no progress and no warnings on stderr")

@@ -8,6 +8,7 @@ lets a batch result equal a single run's byte for byte. Must not import bpy (nor
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 
@@ -25,6 +26,19 @@ def photo_payload(perception: Any, encoder: Any, path: str, shape_of: Any = None
             if shape_of is not None:
                 entry["shape"] = shape_of(face, expression).to_json()
     return payload
+
+
+def add_sequence_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The per-sequence options both command lines take, with the same defaults and help."""
+    parser.add_argument("--step", type=int, default=1, help="process every Nth frame (default 1)")
+    parser.add_argument("--fps", type=float, default=None, help="frame rate (default: the video's; 24 for a folder)")
+    parser.add_argument("--face", type=int, default=0, help="which face to follow, 0 = the largest (default 0)")
+    parser.add_argument("--gaps", choices=("interpolate", "hold", "leave"), default="interpolate",
+                        help="frames without a face: interpolate across (default), hold the last value, or leave NaN")
+    parser.add_argument("--min-cutoff", type=float, default=None, help="One-Euro min cutoff in Hz (default 1.0)")
+    parser.add_argument("--beta", type=float, default=None, help="One-Euro speed coefficient (default 10)")
+    parser.add_argument("--d-cutoff", type=float, default=None, help="One-Euro derivative cutoff in Hz (default 1.0)")
+    parser.add_argument("--no-smoothing", action="store_true", help="keep the per-frame values unsmoothed")
 
 
 def smoothing_settings(no_smoothing: bool = False, min_cutoff: float | None = None, beta: float | None = None,

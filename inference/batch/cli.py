@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..payloads import smoothing_settings
+from ..payloads import add_sequence_options, smoothing_settings
 from .inputs import BatchSettings
 
 
@@ -36,15 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--csv", action="store_true", help="sequences: also write <name>.csv (one row per frame)")
     parser.add_argument("--json", action="store_true", help="sequences: also write <name>.json (per-frame values)")
     parser.add_argument("--max-faces", type=int, default=None, help="photos: keep at most this many faces")
-    parser.add_argument("--step", type=int, default=1, help="process every Nth frame (default 1)")
-    parser.add_argument("--fps", type=float, default=None, help="frame rate (default: the video's; 24 for a folder)")
-    parser.add_argument("--face", type=int, default=0, help="which face to follow, 0 = the largest (default 0)")
-    parser.add_argument("--gaps", choices=("interpolate", "hold", "leave"), default="interpolate",
-                        help="frames without a face: interpolate across (default), hold, or leave NaN")
-    parser.add_argument("--min-cutoff", type=float, default=None, help="One-Euro min cutoff in Hz (default 1.0)")
-    parser.add_argument("--beta", type=float, default=None, help="One-Euro speed coefficient (default 10)")
-    parser.add_argument("--d-cutoff", type=float, default=None, help="One-Euro derivative cutoff in Hz (default 1.0)")
-    parser.add_argument("--no-smoothing", action="store_true", help="keep the per-frame values unsmoothed")
+    add_sequence_options(parser)
     parser.add_argument("--progress", action="store_true", help="progress lines on stderr even when not a terminal")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return parser
