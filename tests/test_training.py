@@ -21,7 +21,7 @@ from inference.errors import FieldsError  # noqa: E402
 from inference.expression.encoder import ExpressionEncoder  # noqa: E402
 from inference.perception.blendshapes import ARKIT_NAMES  # noqa: E402
 from inference.perception.image import load_image  # noqa: E402
-from training.adapters import DataError, FeatureCache, load_affectnet, load_scans, load_unlabelled  # noqa: E402
+from training.adapters import DataError, FeatureCache, load_affectnet, load_unlabelled  # noqa: E402
 from training.config import ConfigError, load_config  # noqa: E402
 from training.train import train  # noqa: E402
 
@@ -145,25 +145,6 @@ def _save(path: Path, image: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), image[:, :, ::-1])
     return path
-
-
-def test_scan_adapter(tmp_path: Path) -> None:
-    scans = tmp_path / "scans"
-    for i in range(3):
-        _save(scans / "take1" / f"{i:04d}.jpg", _frame(i))
-    np.savez(scans / "take1.npz", expression=np.random.default_rng(0).normal(size=(3, 39)), jaw=np.zeros((3, 3)))
-    cache = FeatureCache(tmp_path / "cache")
-    data = load_scans(scans, cache)
-    assert data.features.shape == (3, 1486) and data.expression is not None and data.expression.shape == (3, 39)
-    assert len(list((tmp_path / "cache").rglob("*.npy"))) == 3  # perception ran once per image, cached
-    np.savez(scans / "take1.npz", expression=np.zeros((4, 39)))
-    with pytest.raises(DataError, match=r"take1\.npz' has 4 parameter rows but 3 frames"):
-        load_scans(scans, cache)
-    np.savez(scans / "take1.npz", jaw=np.zeros((3, 3)))
-    with pytest.raises(DataError, match=r"take1\.npz' has no 'expression' array"):
-        load_scans(scans, cache)
-    with pytest.raises(DataError, match="holds no <name>.npz"):
-        load_scans(tmp_path / "cache", cache)
 
 
 def test_affectnet_adapter(tmp_path: Path) -> None:

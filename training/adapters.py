@@ -1,13 +1,10 @@
-"""Real-data adapters: 4D-scan sequences, AffectNet-layout emotion labels, unlabelled footage.
+"""Real-data adapters: AffectNet-layout emotion labels, unlabelled footage.
 
 Each adapter turns its files into the same arrays the synthetic set has (features plus whatever
 labels exist, with masks saying which), running perception once per image and caching the
 features by the image's sha256. A data source that yields no usable face is an error that names
 it; single images without a face are skipped and counted.
 
-* Scans: `<name>.npz` per sequence with per-frame FLAME parameters (`expression` (T, n_expr),
-  optional `jaw` (T, 3), `eyelids` (T, 2), `gaze` (T, 2, 3), `shape` (n_shape,)) and the frames as
-  images in the folder `<name>/` (sorted by name, one per row). Direct 3D supervision.
 * AffectNet: a CSV with AffectNet's columns (`subDirectory_filePath, ..., expression, valence,
   arousal`); codes 0-7 are our emotion order, 8-10 (none, uncertain, no face) are skipped; image
   paths are relative to the CSV's folder. Intensity is not labelled: it is taken as the distance
@@ -114,48 +111,6 @@ def _usable(features: Sequence[np.ndarray | None], source: str, skipped: Counter
         detail = ", ".join(f"{count} {why}" for why, count in skipped.items() if count)
         raise DataError(f"Data source '{source}' yields no usable face ({detail or 'no images'})")
     return np.stack(kept).astype(np.float32)
-
-
-def load_scans(folder: Path, cache: FeatureCache) -> RealData:
-    if not folder.is_dir():
-        raise DataError(f"Scan folder '{folder}' does not exist")
-    sequences = sorted(folder.glob("*.npz"))
-    if not sequences:
-        raise DataError(f"Scan folder '{folder}' holds no <name>.npz parameter files")
-    rows: dict[str, list[np.ndarray]] = {k: [] for k in ("features", "expression", "jaw", "eyelids", "gaze")}
-    skipped: Counter[str] = Counter()
-    for sequence in sequences:
-        frames_dir = sequence.with_suffix("")
-        frames = sorted(p for p in frames_dir.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        try:
-            with np.load(sequence, allow_pickle=False) as params:
-                if "expression" not in params:
-                    raise DataError(f"Scan file '{sequence}' has no 'expression' array")
-                expression = np.asarray(params["expression"], dtype=np.float32)
-                count = len(expression)
-                jaw = np.asarray(params["jaw"], np.float32) if "jaw" in params else np.zeros((count, 3), np.float32)
-                eyelids = (np.asarray(params["eyelids"], np.float32) if "eyelids" in params
-                           else np.zeros((count, 2), np.float32))
-                gaze = (np.asarray(params["gaze"], np.float32) if "gaze" in params
-                        else np.zeros((count, 2, 3), np.float32))
-        except (ValueError, OSError) as exc:
-            raise DataError(f"Scan file '{sequence}' cannot be read ({exc})") from None
-        if len(frames) != count:
-            raise DataError(f"Scan sequence '{sequence}' has {count} parameter rows but {len(frames)} frames "
-                            f"in '{frames_dir}'")
-        if jaw.shape != (count, 3) or eyelids.shape != (count, 2) or gaze.shape != (count, 2, 3):
-            raise DataError(f"Scan file '{sequence}' has arrays whose shapes do not match its {count} frames")
-        for i, frame in enumerate(frames):
-            value = _features_or_skip(cache, frame, skipped)
-            if value is None:
-                continue
-            for name, array in (("features", value), ("expression", expression[i]), ("jaw", jaw[i]),
-                                ("eyelids", eyelids[i]), ("gaze", gaze[i])):
-                rows[name].append(array)
-    features = _usable(rows["features"], str(folder), skipped)
-    return RealData(features=features, source=str(folder), expression=np.stack(rows["expression"]),
-                    jaw=np.stack(rows["jaw"]), eyelids=np.stack(rows["eyelids"]), gaze=np.stack(rows["gaze"]),
-                    skipped=skipped)
 
 
 AFFECTNET_COLUMNS = ("subDirectory_filePath", "expression", "valence", "arousal")
