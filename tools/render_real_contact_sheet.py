@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     enable_checkout(bpy)
     _, camera, model = setup_scene()
+    # The part materials' colours (Add Head's), not the embedding's paint: lashes and tear film hidden.
+    bpy.context.scene.display.shading.color_type = "MATERIAL"
     target = face_centre(model)
     split = load_split()
     photos = load_photos()
