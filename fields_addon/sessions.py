@@ -104,7 +104,6 @@ def head_tables(sha256: str) -> Any:
     None (a FLAME head, or a head file that carries no ARKit table)."""
     from ..inference.expression.encoder import head_tables as read_tables
     from ..inference.head.default_head import HEAD_FILE
-    from ..inference.head.face_model import file_sha256
 
     if not sha256:
         return None
@@ -112,7 +111,7 @@ def head_tables(sha256: str) -> Any:
 
     def find() -> Any:
         for path in heads:
-            if file_sha256(path) == sha256:
+            if digest(path) == sha256:
                 try:
                     return read_tables(path)
                 except (KeyError, ValueError):
@@ -163,11 +162,11 @@ def flame_retargeting(source_file: str, target_name: str, target_sha256: str, fl
     what to set when the FLAME file is not the one the head was built from; without an embedding
     file, the automatic embedding is computed (first use) or read from its cache."""
     from ..inference.errors import FieldsError
-    from ..inference.head.face_model import file_sha256
     from ..inference.retarget.plan import ReconstructError
 
     def solve(params: Any) -> Any:
-        if not flame_path or not os.path.isfile(flame_path) or file_sha256(flame_path) != target_sha256:
+        # Called per frame in a sequence: the checksum is cached per version of the file.
+        if not flame_path or not os.path.isfile(flame_path) or digest(flame_path) != target_sha256:
             raise ReconstructError(f"'{target_name}' is a FLAME head: set the FLAME file it was built from "
                                    "in the add-on's preferences to retarget onto it.")
         try:

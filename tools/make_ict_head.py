@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from inference.head.default_head import ARKIT_TO_PARAMS, EYE_L, EYE_R, JAW  # noqa: E402
 from inference.head.face_model import JOINT_NAMES, N_POSE_FEATURES, FaceModel  # noqa: E402
-from inference.head.forward import joint_transforms, rodrigues  # noqa: E402
+from inference.head.forward import axis_angle, joint_transforms, rodrigues  # noqa: E402
 from inference.perception.blendshapes import ARKIT_NAMES  # noqa: E402
 
 ARCHIVE = ROOT.parent / "shared" / "data" / "ict-facekit" / "ict-facekit-FaceXModel.tar.xz"
@@ -162,12 +162,6 @@ def kabsch_about(points: np.ndarray, moved: np.ndarray, centre: np.ndarray) -> n
     u, _, vt = np.linalg.svd(a.T @ b)
     d = np.sign(np.linalg.det(vt.T @ u.T))
     return vt.T @ np.diag([1.0, 1.0, d]) @ u.T
-
-
-def rotvec(matrix: np.ndarray) -> np.ndarray:
-    angle = np.arccos(np.clip((np.trace(matrix) - 1) / 2, -1, 1))
-    axis = np.array([matrix[2, 1] - matrix[1, 2], matrix[0, 2] - matrix[2, 0], matrix[1, 0] - matrix[0, 1]])
-    return axis / (2 * np.sin(angle)) * angle if angle > 1e-9 else np.zeros(3)
 
 
 def sphere_centre(points: np.ndarray) -> np.ndarray:
@@ -332,7 +326,7 @@ def build(src: Source, n_identity: int, log=print) -> dict[str, np.ndarray]:  # 
             arkit_pose[ARKIT_NAMES.index(unit)] = pose
             continue
         rotation = kabsch_about(neutral[teeth_lower], neutral[teeth_lower] + arkit[unit][teeth_lower], pivot)
-        pose[joint] = rotvec(rotation)
+        pose[joint] = axis_angle(rotation)
         arkit_pose[ARKIT_NAMES.index(unit)] = pose
         target = neutral + arkit[unit]
         transforms = _skinning_transforms(rig, pose)

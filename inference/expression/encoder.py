@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import FileProblem
 from ..head.default_head import EYE_L, EYE_R, JAW, ArkitMapping
+from ..head.forward import axis_angle
 from ..perception.blendshapes import ARKIT_NAMES
 from ..perception.runtime import create_session, providers_in_use
 from .features import FEATURE_VERSION, encoder_input
@@ -188,10 +189,5 @@ class ExpressionEncoder:
 
 def head_rotation(matrix: np.ndarray) -> np.ndarray:
     """(3,) axis-angle of the rotation in a similarity (s R | t)."""
-    rotation = np.asarray(matrix, dtype=np.float64)[:3, :3]
-    u, _, vt = np.linalg.svd(rotation)
-    rotation = u @ vt
-    angle = float(np.arccos(np.clip((np.trace(rotation) - 1.0) / 2.0, -1.0, 1.0)))
-    axis = np.array([rotation[2, 1] - rotation[1, 2], rotation[0, 2] - rotation[2, 0], rotation[1, 0] - rotation[0, 1]])
-    norm = float(np.linalg.norm(axis))
-    return axis / norm * angle if norm > 1e-9 else np.zeros(3)
+    u, _, vt = np.linalg.svd(np.asarray(matrix, dtype=np.float64)[:3, :3])
+    return axis_angle(u @ vt)

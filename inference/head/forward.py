@@ -37,6 +37,14 @@ def pose_features(rotations: np.ndarray) -> np.ndarray:
     return (rotations[1:] - np.eye(3)).reshape(-1)
 
 
+def axis_angle(rotation: np.ndarray) -> np.ndarray:
+    """(3,) axis-angle of a rotation matrix (3, 3): the inverse of `rodrigues` for angles below pi."""
+    angle = float(np.arccos(np.clip((np.trace(rotation) - 1.0) / 2.0, -1.0, 1.0)))
+    axis = np.array([rotation[2, 1] - rotation[1, 2], rotation[0, 2] - rotation[2, 0], rotation[1, 0] - rotation[0, 1]])
+    norm = float(np.linalg.norm(axis))
+    return axis / norm * angle if norm > 1e-9 else np.zeros(3)
+
+
 def joint_transforms(parents: np.ndarray, rotations: np.ndarray,
                      joints_rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(world, skinning), each (5, 4, 4): the chained joint transforms G_k = G_parent [R_k | J_k -
