@@ -77,10 +77,11 @@ def photo_neutral(perception: Any, encoder: Any, path: str) -> Any:
                              np.array([expression.intensity]), encoder.emotions, source=f"'{path}'")
 
 
-def sequence_neutral(spec: Any, raw: Any, name: str, photo: Any = None) -> Any:
+def sequence_neutral(spec: Any, raw: Any, name: str, photo: Any = None, first_number: int = 0) -> Any:
     """The `Neutral` a `NeutralSpec` asks for on a raw `SequenceResult`: its frames START..END
     (source numbers from 0, END included), its calmest stretch (auto), or `photo()` for a photo.
-    Raises `NeutralError` naming the clip when the range lies outside it or holds no face."""
+    Raises `NeutralError` naming the clip when the range lies outside it or holds no face; its
+    messages and label count frames from `first_number` (the panel's 1, the command line's 0)."""
     from .expression.calibration import Neutral, calmest_stretch, frame_rows
 
     if spec.kind == "photo":
@@ -88,9 +89,10 @@ def sequence_neutral(spec: Any, raw: Any, name: str, photo: Any = None) -> Any:
     units = raw.units()
     rows: Any
     if spec.kind == "frames":
-        rows = frame_rows(raw.frames, spec.start, spec.end, name)
-        where = f"{name} frames {spec.start}-{spec.end}"
+        rows = frame_rows(raw.frames + first_number, spec.start + first_number, spec.end + first_number, name)
+        where = f"{name} frames {spec.start + first_number}-{spec.end + first_number}"
     else:
         rows = calmest_stretch(units, raw.found, raw.fps)
-        where = f"{name} frames {int(raw.frames[rows][0])}-{int(raw.frames[rows][-1])} (calmest)"
+        numbers = raw.frames[rows] + first_number
+        where = f"{name} frames {int(numbers[0])}-{int(numbers[-1])} (calmest)"
     return Neutral.from_rows(units[rows], raw.emotion_probs[rows], raw.intensity[rows], raw.emotions, source=where)

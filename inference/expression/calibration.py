@@ -23,6 +23,7 @@ from ..errors import FieldsError
 from ..perception.blendshapes import ARKIT_NAMES
 
 FORMAT = 1
+NEUTRAL_PROPERTY = "fields_neutral"  # the head's custom property holding `Neutral.to_json()` in Blender
 AUTO_WINDOW_S = 0.5  # the calmest stretch lasts this long (at least 3 frames)
 _EPS = 1e-6
 
