@@ -51,7 +51,14 @@ def read_target(obj: bpy.types.Object) -> Target:
         face_model=str(obj.get("fields_face_model", "")),
         face_model_sha256=str(obj.get("fields_face_model_sha256", "")),
         eyelid_keys=tuple(str(obj.get("fields_eyelid_keys", "")).split()),
+        mapping=_mapping(obj),
     )
+
+
+def _mapping(obj: Any) -> Any:
+    from .artist import object_mapping
+
+    return object_mapping(obj)
 
 
 def ensure_intensity(target: bpy.types.Object) -> None:

@@ -120,3 +120,80 @@ def test_bad_neutral_inputs_leave_the_scene_unchanged(blender, clip: Path, tmp_p
     with pytest.raises(RuntimeError, match="is damaged"):
         bpy.ops.fields.apply_sequence()
     assert snapshot(head) == before
+
+
+def state(obj: Any) -> tuple:
+    """`snapshot` with the mapping rows as plain values (an ID-property group compares by identity)."""
+    shot, keys = snapshot(obj)
+    shot["props"].pop("fields_mapping", None)
+    rows = [(r.unit, r.kind, r.target, r.axis, r.gain) for r in getattr(obj, "fields_mapping", [])]
+    return shot, keys, rows
+
+
+def make_rig(names: list[str]) -> Any:
+    bpy.ops.mesh.primitive_cube_add()
+    obj = bpy.context.active_object
+    obj.shape_key_add(name="Basis")
+    for name in names:
+        obj.shape_key_add(name=name).value = 0.0
+    return obj
+
+
+def test_cc4_and_daz_rigs_are_driven_by_name(blender) -> None:
+    from test_mapping import cc4_rig, daz_name
+
+    cc4 = make_rig(cc4_rig())
+    assert reconstruct() == {"FINISHED"} and bpy.context.scene.fields.result_route == "arkit"
+    evaluate()
+    keys = cc4.data.shape_keys.key_blocks
+    assert keys["Mouth_Smile_L"].value > 0.2 and keys["V_Open"].value == 0.0
+    assert keys["Brow_Raise_Inner_L"].value == keys["Brow_Raise_Inner_R"].value
+    daz = make_rig([daz_name(u) for u in ARKIT_NAMES])
+    bpy.context.scene.fields.target = daz
+    assert reconstruct() == {"FINISHED"}
+    evaluate()
+    assert daz.data.shape_keys.key_blocks["facs_bs_MouthSmileLeft_div2"].value > 0.2
+
+
+def test_mapping_editor_and_presets(blender) -> None:
+    import importlib
+
+    from conftest import MODULE
+
+    rig = make_rig(["Smile", "Blink_L", "jawOpen"])
+    assert bpy.ops.fields.mapping_fill() == {"FINISHED"}
+    assert [(r.unit, r.target) for r in rig.fields_mapping] == [("jawOpen", "jawOpen")]
+    assert bpy.ops.fields.mapping_add() == {"FINISHED"}
+    row = rig.fields_mapping[1]
+    row.unit, row.target, row.gain = "mouthSmileLeft", "Smile", 0.5
+    assert reconstruct() == {"FINISHED"} and bpy.context.scene.fields.result_route == "mapping"
+    evaluate()
+    smile = rig.data.shape_keys.key_blocks["Smile"].value
+    assert 0.1 < smile < 0.5 and rig.data.shape_keys.key_blocks["Blink_L"].value == 0.0
+    artist = importlib.import_module(MODULE + ".fields_addon.artist")
+    assert "mouthSmileRight" in artist.unmapped_text(rig) and "mouthSmileLeft" not in artist.unmapped_text(rig)
+    assert bpy.ops.fields.mapping_save_preset(name="Cube rig") == {"FINISHED"}
+    saved = artist.presets_folder() / "Cube rig.json"
+    assert json.loads(saved.read_text())["rows"][1] == {"unit": "mouthSmileLeft", "kind": "key", "target": "Smile",
+                                                      "axis": "X", "gain": 0.5}
+    rig.fields_mapping.clear()
+    assert bpy.ops.fields.mapping_load_preset(preset="Cube rig") == {"FINISHED"}
+    assert [(r.unit, r.target, r.gain) for r in rig.fields_mapping] == [("jawOpen", "jawOpen", 1.0),
+                                                                         ("mouthSmileLeft", "Smile", 0.5)]
+    # A corrupt preset, and one naming a key this rig lacks: one sentence each, nothing changed.
+    (artist.presets_folder() / "broken.json").write_text('{"format": 1, "rows": [{"unit": "jawOpen"')
+    other = json.loads(saved.read_text())
+    other["rows"][1]["target"] = "Grin"
+    (artist.presets_folder() / "other rig.json").write_text(json.dumps(other))
+    before = state(rig)
+    with pytest.raises(RuntimeError, match=r"The mapping preset '.*broken\.json' cannot be read"):
+        bpy.ops.fields.mapping_load_preset(preset="broken")
+    with pytest.raises(RuntimeError, match="shape key 'Grin' \\(from mouthSmileLeft\\), which 'Cube' does not have"):
+        bpy.ops.fields.mapping_load_preset(preset="other rig")
+    assert state(rig) == before
+    # A row edited to a key the rig lacks: Reconstruct refuses, the scene stays as it was.
+    rig.fields_mapping[1].target = "Grin"
+    before = state(rig)
+    with pytest.raises(RuntimeError, match="shape key 'Grin'"):
+        reconstruct()
+    assert state(rig) == before
