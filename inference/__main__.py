@@ -14,8 +14,8 @@ tracking, encoder, gap filling, One-Euro smoothing): `--out` writes the per-fram
 the per-frame values too; a progress bar goes to stderr when it is a terminal (or with
 `--progress`). `--neutral PHOTO|START:END|auto` reads every expression relative to the actor at rest
 (`expression.calibration`); `--min-confidence` turns frames with a weak face score into gaps; the
-head pose and the per-frame face score are in the output. Exit status 0 on success (also when no face is found), 2 on a usage error, 1 with
-a one-line message naming the file on any other failure. Must not import bpy.
+head pose and the per-frame face score are in the output. Exit status 0 on success (also when no
+face is found), 2 on a usage error, 1 with a one-line message naming the file on any other failure. Must not import bpy.
 """
 
 from __future__ import annotations
