@@ -19,11 +19,13 @@ from ..inference.retarget.plan import (
     INTENSITY_PROPERTY,
     KEY_EXPRESSION,
     PREDICTED_INTENSITY_PROPERTY,
+    REGION_KEY_EXPRESSION,
     Plan,
     Target,
     bone_quaternion_expressions,
     weight_property,
 )
+from ..inference.retarget.regions import DESCRIPTIONS, REGIONS, strength_property
 from .drivers import add_driver, add_variables
 
 KEYING_GROUP = "FIELDS"
@@ -70,6 +72,20 @@ def ensure_intensity(target: bpy.types.Object) -> None:
         min=0.0, max=2.0, soft_min=0.0, soft_max=2.0, default=1.0, step=1, precision=3,
         description="Emotion intensity: scales every expression FIELDS applied (0 neutral, 1 as read "
         "from the photo, 2 exaggerated). Keyframe it to shape the expression over time")
+
+
+def ensure_strengths(target: bpy.types.Object) -> None:
+    """The per-region multipliers (issue 13), 1 by default, keyable; the artist's values stay."""
+    obj: Any = target
+    for region in REGIONS:
+        prop = strength_property(region)
+        if prop in obj:
+            continue
+        obj[prop] = 1.0
+        obj.id_properties_ui(prop).update(
+            min=0.0, max=2.0, soft_min=0.0, soft_max=2.0, default=1.0, step=1, precision=3,
+            description=f"FIELDS {region} strength: multiplies {DESCRIPTIONS[region]} on top of Intensity and the "
+            "mapping's gains (0 off, 1 as read, 2 doubled). Keyframe it to shape that region over time")
 
 
 def ensure_confidence(target: bpy.types.Object) -> None:
@@ -119,6 +135,7 @@ def apply_plan(obj: bpy.types.Object, plan: Plan, predicted_intensity: float, fr
     """Write `plan` onto `obj` (and its armature); key the weights at `frame` when given. Returns
     the properties written."""
     ensure_intensity(obj)
+    ensure_strengths(obj)
     obj[PREDICTED_INTENSITY_PROPERTY] = float(predicted_intensity)
     written = []
     key = obj.data.shape_keys
@@ -126,28 +143,67 @@ def apply_plan(obj: bpy.types.Object, plan: Plan, predicted_intensity: float, fr
         prop = weight_property(name)
         _set_weight(obj, prop, float(value), f"weight of shape key '{name}'")
         block = key.key_blocks[name]
+        targets = [("w", obj, _prop_path(prop)), ("i", obj, _prop_path(INTENSITY_PROPERTY))]
+        region = plan.regions.get(name, "")
+        if region:  # weight x intensity x the region's strength
+            targets.append(("s", obj, _prop_path(strength_property(region))))
         _ensure_driver(block, "value", -1, key, f'key_blocks["{bpy.utils.escape_identifier(name)}"].value',
-                       KEY_EXPRESSION,
-                       [("w", obj, _prop_path(prop)), ("i", obj, _prop_path(INTENSITY_PROPERTY))])
+                       REGION_KEY_EXPRESSION if region else KEY_EXPRESSION, targets)
         written.append(prop)
     rig = armature_of(obj)
     if plan.rotations and rig is not None:
         for bone, axis_angle in plan.rotations.items():
             prop = weight_property(bone)
             _set_weight(obj, prop, [float(v) for v in axis_angle], f"axis-angle of bone '{bone}' (bone axes)")
-            pose_bone = rig.pose.bones[bone]
-            pose_bone.rotation_mode = "QUATERNION"
             targets = [(c, obj, f"{_prop_path(prop)}[{k}]") for k, c in enumerate("xyz")]
             targets.append(("i", obj, _prop_path(INTENSITY_PROPERTY)))
-            path = f'pose.bones["{bpy.utils.escape_identifier(bone)}"].rotation_quaternion'
-            for index, expression in enumerate(bone_quaternion_expressions()):
-                _ensure_driver(rig, path, index, rig, path, expression, targets)
+            region = plan.regions.get(bone, "")
+            if region:
+                targets.append(("s", obj, _prop_path(strength_property(region))))
+            _drive_bone(rig, bone, bone_quaternion_expressions("i*s" if region else "i"), targets)
             written.append(prop)
+    if plan.head is not None and rig is not None:
+        written.append(_apply_head(obj, rig, *plan.head))
     if frame is not None:
         for prop in written:
             obj.keyframe_insert(_prop_path(prop), frame=frame, group=KEYING_GROUP)
     obj.update_tag()
     return written
+
+
+def _drive_bone(rig: Any, bone: str, expressions: tuple[str, ...], targets: list[tuple[str, Any, str]]) -> None:
+    rig.pose.bones[bone].rotation_mode = "QUATERNION"
+    path = f'pose.bones["{bpy.utils.escape_identifier(bone)}"].rotation_quaternion'
+    for index, expression in enumerate(expressions):
+        _ensure_driver(rig, path, index, rig, path, expression, targets)
+
+
+def _apply_head(obj: Any, rig: Any, bone: str, axis_angle: Any) -> str:
+    """The head pose on `bone`: the bone-local axis-angle in `fields_head_pose`, turned by a driver
+    scaled by the head strength (not by Intensity: a turn is not an emotion). A head-pose driver
+    left on another bone (Head bone changed) is removed and that bone put back at rest."""
+    from ..inference.retarget.head_pose import HEAD_POSE_PROPERTY
+
+    new = HEAD_POSE_PROPERTY not in obj
+    obj[HEAD_POSE_PROPERTY] = [float(v) for v in axis_angle]
+    if new:
+        obj.id_properties_ui(HEAD_POSE_PROPERTY).update(
+            soft_min=-1.0, soft_max=1.0, precision=4, subtype="NONE",
+            description="FIELDS: the head's turn read from the face (axis-angle in the head bone's axes, radians), "
+            "scaled by fields_strength_head through a driver")
+    source = _prop_path(HEAD_POSE_PROPERTY)
+    animation = rig.animation_data
+    for fcurve in list(animation.drivers) if animation is not None else []:
+        variables = [v.targets[0].data_path for v in fcurve.driver.variables]
+        if (fcurve.data_path.endswith("rotation_quaternion") and f"{source}[0]" in variables
+                and fcurve.data_path != f'pose.bones["{bpy.utils.escape_identifier(bone)}"].rotation_quaternion'):
+            old = rig.path_resolve(fcurve.data_path.rpartition(".")[0])
+            rig.driver_remove(fcurve.data_path, fcurve.array_index)
+            old.rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
+    targets = [(c, obj, f"{source}[{k}]") for k, c in enumerate("xyz")]
+    targets.append(("s", obj, _prop_path(strength_property("head"))))
+    _drive_bone(rig, bone, bone_quaternion_expressions("s"), targets)
+    return HEAD_POSE_PROPERTY
 
 
 def key_intensity(target: bpy.types.Object, frame: int, use_predicted: bool) -> float:

@@ -39,7 +39,8 @@ def _photo_neutral(context: bpy.types.Context, encoder: Any) -> Any:
     read = encoder.predict_face(face)
     return Neutral.from_rows(np.array([read.units[u] for u in ARKIT_NAMES]),
                              np.array([read.emotion_probs[e] for e in encoder.emotions]),
-                             np.array([read.intensity]), encoder.emotions, source=photo)
+                             np.array([read.intensity]), encoder.emotions, source=photo,
+                             head_pose=read.head_pose)
 
 
 def _sequence_neutral(context: bpy.types.Context, automatic: bool) -> Any:
@@ -159,6 +160,27 @@ class FIELDS_PT_artist(bpy.types.Panel):
         row.operator("fields.clear_neutral", text="", icon="X")
         box.prop(options, "use_neutral")
         layout.prop(options, "seq_min_confidence")
+        pose = layout.box().column()
+        row = pose.row(heading="Head pose", align=True)
+        row.prop(options, "head_pose_photo", toggle=True)
+        row.prop(options, "seq_head_pose", toggle=True)
+        rig: Any = target.parent if target is not None and target.parent is not None else None
+        if rig is not None and rig.type == "ARMATURE":
+            pose.prop_search(options, "head_bone", rig.data, "bones")
+        else:
+            pose.prop(options, "head_bone")
+        draw_strengths(layout, target)
+
+
+def draw_strengths(layout: Any, target: Any) -> None:
+    """The per-region multipliers, once Reconstruct or Apply to Sequence has made them."""
+    from ..inference.retarget.regions import REGIONS, strength_property
+
+    if target is None or strength_property(REGIONS[0]) not in target:
+        return
+    column = layout.column(align=True, heading="Strength")
+    for region in REGIONS:
+        column.prop(target, f'["{strength_property(region)}"]', text=region.capitalize(), slider=True)
 
 
 # The mapping editor.

@@ -73,6 +73,8 @@ def planner(context: bpy.types.Context, encoder: Any, target: bpy.types.Object,
 
     prefs = preferences.get(context)
     described = apply.read_target(target)
+    if "head" in parts:
+        described = _with_head_bone(context, target, described)
     face_model = encoder.face_model
     chosen = set(parts)
     retarget = sessions.flame_retargeting(
@@ -82,6 +84,23 @@ def planner(context: bpy.types.Context, encoder: Any, target: bpy.types.Object,
     return lambda expression: plan(expression, face_model, described, chosen,
                                    arkit=lambda: sessions.arkit_mapping(face_model.file), retarget=retarget,
                                    head_tables=lambda described: sessions.head_tables(described.face_model_sha256))
+
+
+def _with_head_bone(context: bpy.types.Context, target: bpy.types.Object, described: Any) -> Any:
+    """`described` with the bone that takes the head pose and its rest rotation; ReconstructError
+    when the artist's Head bone is not on the target's armature (before anything is written)."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from ..inference.retarget.head_pose import choose_bone
+
+    bone = choose_bone(target.name, described.bones, settings.get(context).head_bone.strip())
+    if not bone:
+        return described
+    rig: Any = apply.armature_of(target)
+    rest = np.array(rig.data.bones[bone].matrix_local.to_3x3())
+    return replace(described, head_bone=bone, head_bone_rest=rest)
 
 
 def target_neutral(context: bpy.types.Context, target: bpy.types.Object) -> Any:

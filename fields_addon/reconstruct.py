@@ -65,6 +65,8 @@ class FIELDS_OT_reconstruct_photo(FieldsTargetMixin, bpy.types.Operator):
         target = resolve_target(context)
         assert target is not None  # poll
         parts = {part for part in ("expression", "jaw", "eyelids", "gaze") if getattr(options, f"apply_{part}")}
+        if options.head_pose_photo:
+            parts.add("head")
         try:
             source, photo = _photo(context)
             encoder = sessions.encoder(bpy.path.abspath(preferences.get(context).encoder_path))
@@ -99,7 +101,7 @@ class FIELDS_OT_reconstruct_photo(FieldsTargetMixin, bpy.types.Operator):
         options.result_providers = ", ".join(providers)
         options.result_route = result.route
         options.result_seconds = time.perf_counter() - start
-        for warning in sessions.take_warnings():
+        for warning in [*result.notes, *sessions.take_warnings()]:
             self.report({"WARNING"}, warning)
         self.report({"INFO"}, f"{target.name}: {expression.emotion} "
                               f"({options.result_confidence:.0%}), intensity {expression.intensity:.2f}"

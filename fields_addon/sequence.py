@@ -83,7 +83,8 @@ class SequenceRun:
         target = resolve_target(context)
         assert target is not None  # poll
         self.target_name, self.target_uid = target.name, target.session_uid
-        self.parts = {part for part in PARTS if getattr(options, f"apply_{part}")}
+        self.parts = {part for part in PARTS if getattr(options, f"apply_{part}")} | (
+            {"head"} if options.seq_head_pose else set())
         self.gaps = GAPS[options.seq_gaps]
         self.smoothing = (OneEuroSettings(options.seq_smooth_steadiness, options.seq_smooth_responsiveness,
                                           options.seq_smooth_speed_cutoff) if options.seq_smooth else None)
@@ -189,7 +190,8 @@ class SequenceRun:
         if unreadable:
             reports.append(("WARNING", f"{unreadable} frame{'s' if unreadable > 1 else ''} could not be decoded "
                                        f"and {'were' if unreadable > 1 else 'was'} skipped ({raw.problems[0]})"))
-        reports += [("WARNING", sentence(w)) for w in [*raw.warnings, *sessions.take_warnings()]]
+        reports += [("WARNING", sentence(w)) for w in [*channels.first_plan.notes, *raw.warnings,
+                                                        *sessions.take_warnings()]]
         return reports
 
 

@@ -94,6 +94,21 @@ class FIELDS_PG_settings(bpy.types.PropertyGroup):
         default=1, min=1)
     neutral_last: bpy.props.IntProperty(  # type: ignore[valid-type]
         name="Last", description="Last source frame of the actor at rest, included", default=6, min=1)
+    head_pose_photo: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Photo",
+        description="Reconstruct also turns the head bone by the face's turn in the photo (relative to the neutral "
+        "when one is set). Off by default: a photo's pose is the photographer's, and the character is usually "
+        "already posed", default=False)
+    seq_head_pose: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Sequence",
+        description="Apply to Sequence also keys the head bone's turn in every frame, smoothed with the rest "
+        "(relative to the neutral when one is set). On by default: head motion is part of a performance",
+        default=True)
+    head_bone: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Head bone",
+        description="Bone of the target's armature that the head pose turns (e.g. neck, or root to turn the whole "
+        "FIELDS head with its shoulders); empty uses a bone named neck or head, or skips the head pose with a note",
+        default="")
     seq_min_confidence: bpy.props.FloatProperty(  # type: ignore[valid-type]
         name="Min confidence",
         description="Frames whose face score (keyed on 'fields_confidence') is below this are treated as frames "

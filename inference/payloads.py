@@ -74,7 +74,8 @@ def photo_neutral(perception: Any, encoder: Any, path: str) -> Any:
     expression = encoder.predict_face(faces[0])
     return Neutral.from_rows(np.array([expression.units[u] for u in ARKIT_NAMES]),
                              np.array([expression.emotion_probs[e] for e in encoder.emotions]),
-                             np.array([expression.intensity]), encoder.emotions, source=f"'{path}'")
+                             np.array([expression.intensity]), encoder.emotions, source=f"'{path}'",
+                             head_pose=expression.head_pose)
 
 
 def sequence_neutral(spec: Any, raw: Any, name: str, photo: Any = None, first_number: int = 0) -> Any:
@@ -95,4 +96,5 @@ def sequence_neutral(spec: Any, raw: Any, name: str, photo: Any = None, first_nu
         rows = calmest_stretch(units, raw.found, raw.fps)
         numbers = raw.frames[rows] + first_number
         where = f"{name} frames {int(numbers[0])}-{int(numbers[-1])} (calmest)"
-    return Neutral.from_rows(units[rows], raw.emotion_probs[rows], raw.intensity[rows], raw.emotions, source=where)
+    return Neutral.from_rows(units[rows], raw.emotion_probs[rows], raw.intensity[rows], raw.emotions, source=where,
+                             head_pose=raw.head_pose[rows])

@@ -41,12 +41,16 @@ class Neutral:
     log_probs: np.ndarray  # (K,) log of the rest's emotion probabilities, `emotions` order
     intensity: float
     source: str = ""  # where it was taken, for the artist: "photo.jpg", "clip.mp4 frames 0-5"
+    head_pose: np.ndarray | None = None  # (3,) the rest's head rotation in the camera (axis-angle); head pose
+    # is read relative to it (issue 13), so an actor at rest is the rig at rest. None: neutrals set before.
 
     @classmethod
     def from_rows(cls, units: np.ndarray, probs: np.ndarray, intensity: np.ndarray,
-                  emotions: list[str] | tuple[str, ...], source: str = "") -> Neutral:
+                  emotions: list[str] | tuple[str, ...], source: str = "", head_pose: np.ndarray | None = None
+                  ) -> Neutral:
         """The rest from one or several readings (rows): the per-unit median, robust to a blink
-        inside a frame range; probabilities by their mean log."""
+        inside a frame range; probabilities by their mean log; head poses (rows, 3) by their
+        per-axis median (small turns: the axis-angles' median is the rest's)."""
         units = np.atleast_2d(np.asarray(units, dtype=np.float64))
         probs = np.atleast_2d(np.asarray(probs, dtype=np.float64))
         rows = ~(np.isnan(units).any(1) | np.isnan(probs).any(1))
@@ -56,7 +60,7 @@ class Neutral:
         return cls(np.clip(np.median(units[rows], axis=0), 0.0, 1.0), tuple(emotions),
                    np.log(np.clip(probs[rows], _EPS, 1.0)).mean(0),
                    float(np.clip(np.median(np.asarray(intensity, dtype=np.float64).reshape(-1)[rows]), 0.0, 1.0)),
-                   source)
+                   source, _rest_pose(head_pose, rows))
 
     def calibrate_units(self, units: np.ndarray) -> np.ndarray:
         """(..., 52) units relative to the rest: clip((u - n) / (1 - n), 0, 1); NaN stays NaN."""
@@ -76,11 +80,25 @@ class Neutral:
     def calibrate_intensity(self, intensity: np.ndarray | float) -> np.ndarray:
         return rescale(np.asarray(intensity, dtype=np.float64), np.asarray(self.intensity))
 
+    def calibrate_head_pose(self, head_pose: np.ndarray) -> np.ndarray:
+        """(..., 3) camera-frame head rotations relative to the rest's (unchanged without one)."""
+        from ..retarget.head_pose import relative
+
+        poses = np.asarray(head_pose, dtype=np.float64)
+        if self.head_pose is None:
+            return poses
+        flat = poses.reshape(-1, 3)
+        out = np.array([row if np.isnan(row).any() else relative(row, self.head_pose) for row in flat])
+        return out.reshape(poses.shape)
+
     def to_json(self) -> str:
         units = dict(zip(ARKIT_NAMES, np.round(self.units, 6).tolist(), strict=True))
-        return json.dumps({"format": FORMAT, "units": units,
-                           "emotions": list(self.emotions), "log_probs": np.round(self.log_probs, 6).tolist(),
-                           "intensity": round(self.intensity, 6), "source": self.source})
+        data = {"format": FORMAT, "units": units,
+                "emotions": list(self.emotions), "log_probs": np.round(self.log_probs, 6).tolist(),
+                "intensity": round(self.intensity, 6), "source": self.source}
+        if self.head_pose is not None:
+            data["head_pose"] = np.round(self.head_pose, 6).tolist()
+        return json.dumps(data)
 
     @classmethod
     def from_json(cls, text: str, where: str = "the neutral reference") -> Neutral:
@@ -91,6 +109,9 @@ class Neutral:
             emotions = tuple(str(e) for e in data["emotions"])
             log_probs = np.array([float(v) for v in data["log_probs"]])
             intensity = float(data["intensity"])
+            head_pose = None if data.get("head_pose") is None else np.array([float(v) for v in data["head_pose"]])
+            if head_pose is not None and (head_pose.shape != (3,) or not np.isfinite(head_pose).all()):
+                raise ValueError("head_pose is not three finite numbers")
             if data.get("format") != FORMAT:
                 raise ValueError(f"format {data.get('format')!r}")
         except (ValueError, KeyError, TypeError) as error:
@@ -99,7 +120,15 @@ class Neutral:
         if (len(log_probs) != len(emotions) or not np.isfinite(units).all() or not np.isfinite(log_probs).all()
                 or (units < 0).any() or (units > 1).any() or not 0.0 <= intensity <= 1.0):
             raise NeutralError(f"{where} holds values out of range: set the neutral again.")
-        return cls(units, emotions, log_probs, intensity, str(data.get("source", "")))
+        return cls(units, emotions, log_probs, intensity, str(data.get("source", "")), head_pose)
+
+
+def _rest_pose(head_pose: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    if head_pose is None:
+        return None
+    poses = np.asarray(head_pose, dtype=np.float64).reshape(-1, 3)[rows]
+    poses = poses[~np.isnan(poses).any(1)]
+    return np.median(poses, axis=0) if len(poses) else None
 
 
 def rescale(values: np.ndarray, rest: np.ndarray) -> np.ndarray:

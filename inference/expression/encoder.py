@@ -173,7 +173,8 @@ class ExpressionEncoder:
             gaze=params["gaze"][0].astype(np.float64), emotion=self.emotions[int(probs.argmax())],
             emotion_probs=dict(zip(self.emotions, map(float, probs), strict=True)),
             intensity=float(neutral.calibrate_intensity(expression.intensity)),
-            units=dict(zip(ARKIT_NAMES, map(float, units), strict=True)), head_pose=expression.head_pose)
+            units=dict(zip(ARKIT_NAMES, map(float, units), strict=True)),
+            head_pose=None if expression.head_pose is None else neutral.calibrate_head_pose(expression.head_pose))
 
     def predict(self, features: np.ndarray) -> list[Expression]:
         batch = np.atleast_2d(np.asarray(features, dtype=np.float32))

@@ -49,6 +49,8 @@ class Target:
     face_model_sha256: str = ""
     eyelid_keys: tuple[str, ...] = ()
     mapping: Any = None  # the artist's own `mapping.Mapping` (the panel's mapping editor), if any
+    head_bone: str = ""  # the bone taking the head pose ("" none: skipped with a note); `head_pose.choose_bone`
+    head_bone_rest: Any = None  # (3, 3) that bone's rest rotation in armature space
 
 
 @dataclass
@@ -58,6 +60,9 @@ class Plan:
     route: str  # "direct", "flame" or "arkit"
     weights: dict[str, float]  # shape-key name -> weight
     rotations: dict[str, np.ndarray] = field(default_factory=dict)  # bone -> (3,) axis-angle, bone-local
+    regions: dict[str, str] = field(default_factory=dict)  # key or bone -> `regions.REGIONS` entry ("" none)
+    head: tuple[str, np.ndarray] | None = None  # (bone, bone-local axis-angle) of the head pose, when asked
+    notes: list[str] = field(default_factory=list)  # what was skipped, for the artist
 
 
 def weight_property(name: str) -> str:
@@ -127,6 +132,42 @@ def plan(expression: Expression, face_model: FaceModelContract, target: Target, 
          arkit: Callable[[], ArkitMapping] | None = None,
          retarget: Callable[[HeadParams], tuple[dict[str, float], np.ndarray, np.ndarray]] | None = None,
          head_tables: Callable[[Target], tuple[tuple[str, ...], ArkitMapping] | None] | None = None) -> Plan:
+    """The plan for `target` (see `_route_plan`), with each channel's region and, when `parts`
+    holds "head", the head pose on `target.head_bone` (skipped with a note when it is "")."""
+    from .head_pose import bone_rotation
+
+    parts = set(parts)
+    result = _route_plan(expression, face_model, target, parts, arkit=arkit, retarget=retarget,
+                         head_tables=head_tables)
+    if "head" in parts:
+        if not target.head_bone:
+            result.notes.append(f"Head pose skipped: '{target.name}' has no bone named neck or head; set Head bone "
+                                "to the bone that should turn.")
+        elif target.head_bone in result.rotations:
+            raise ReconstructError(f"The bone '{target.head_bone}' of '{target.name}' already takes the expression, "
+                                   "so it cannot also take the head pose: set Head bone to another bone.")
+        else:
+            pose = expression.head_pose if expression.head_pose is not None else np.zeros(3)
+            result.head = (target.head_bone, bone_rotation(pose, target.head_bone_rest))
+    return result
+
+
+def _regions(result: Plan, target: Target, rows: Iterable[Any] = ()) -> Plan:
+    from .regions import BONE_REGIONS, unit_region
+
+    by_row: dict[str, str] = {}
+    for row in rows:
+        by_row.setdefault(row.target, unit_region(row.unit))
+    for name in [*result.weights, *result.rotations]:
+        region = by_row.get(name) or (BONE_REGIONS.get(name, "") if name in result.rotations else unit_region(name))
+        result.regions[name] = "eyes" if name in target.eyelid_keys else region
+    return result
+
+
+def _route_plan(expression: Expression, face_model: FaceModelContract, target: Target, parts: Iterable[str], *,
+                arkit: Callable[[], ArkitMapping] | None = None,
+                retarget: Callable[[HeadParams], tuple[dict[str, float], np.ndarray, np.ndarray]] | None = None,
+                head_tables: Callable[[Target], tuple[tuple[str, ...], ArkitMapping] | None] | None = None) -> Plan:
     """The plan for `target`. `face_model` is the encoder's (`ExpressionEncoder.face_model`).
     `arkit` gives the encoder model's ARKit table (only the open head has one); `retarget` maps
     source parameters to a FLAME target's ({key name: expression value}, pose (5, 3), eyelids) and is needed only
@@ -153,18 +194,18 @@ def plan(expression: Expression, face_model: FaceModelContract, target: Target, 
     if target.mapping is not None:  # the artist's own mapping wins over every automatic route
         target.mapping.check(target.name, target.shape_keys, target.bones)
         weights, rotations = target.mapping.evaluate(units(), chosen)
-        return Plan("mapping", weights, rotations)
+        return _regions(Plan("mapping", weights, rotations), target, target.mapping.rows)
     keys = set(target.shape_keys)
     same_model = (target.face_model == face_model.name
                   and (not target.face_model_sha256 or target.face_model_sha256 == face_model.sha256))
     if same_model and set(names) <= keys:
-        return Plan("direct", _flame_weights(chosen, names, params.expression, params.eyelids, target),
-                    _bones_plan(chosen, params.pose, target))
+        return _regions(Plan("direct", _flame_weights(chosen, names, params.expression, params.eyelids, target),
+                             _bones_plan(chosen, params.pose, target)), target)
     tables = head_tables(target) if (head_tables is not None and target.face_model and expression.units) else None
     if tables is not None and set(tables[0]) <= keys:
         own = tables[1].to_params(np.array([expression.units[u] for u in ARKIT_NAMES]))
-        return Plan("direct", _flame_weights(chosen, tables[0], own.expression, own.eyelids, target),
-                    _bones_plan(chosen, own.pose, target))
+        return _regions(Plan("direct", _flame_weights(chosen, tables[0], own.expression, own.eyelids, target),
+                             _bones_plan(chosen, own.pose, target)), target)
     if target.face_model and not same_model:
         if retarget is None:
             raise ReconstructError(f"'{target.name}' was built from the face model '{target.face_model}', "
@@ -172,8 +213,8 @@ def plan(expression: Expression, face_model: FaceModelContract, target: Target, 
                                    "add-on's preferences.")
         solved, pose, eyelids = retarget(params)
         present = [n for n in solved if n in keys]
-        return Plan("flame", _flame_weights(chosen, present, np.array([solved[n] for n in present]), eyelids,
-                                            target), _bones_plan(chosen, pose, target))
+        return _regions(Plan("flame", _flame_weights(chosen, present, np.array([solved[n] for n in present]),
+                                                     eyelids, target), _bones_plan(chosen, pose, target)), target)
     if not target.shape_keys:
         raise ReconstructError(f"'{target.name}' has no shape keys to drive: use Add Head, or pick a rig "
                                "with ARKit-named shape keys.")
@@ -181,16 +222,21 @@ def plan(expression: Expression, face_model: FaceModelContract, target: Target, 
     if (arkit is None and not expression.units) or not mapping.rows:
         raise ReconstructError(f"None of the {len(target.shape_keys)} shape keys of '{target.name}' is named "
                                "after an ARKit unit (e.g. jawOpen, eyeBlinkLeft) or the encoder's face model.")
-    return Plan("arkit", mapping.evaluate(units(), chosen)[0])
+    return _regions(Plan("arkit", mapping.evaluate(units(), chosen)[0]), target, mapping.rows)
 
 
 # Driver expressions: Blender's simple-expression evaluator runs them without Python.
 KEY_EXPRESSION = "w*i"
 
 
-def bone_quaternion_expressions() -> tuple[str, str, str, str]:
-    """(w, x, y, z) of the rotation by axis-angle (x, y, z) x intensity i. The sine over the angle
-    is guarded by max(..., 1e-9): at angle 0 the vector part is 0 either way."""
+REGION_KEY_EXPRESSION = "w*i*s"  # s: the key's region strength (issue 13)
+
+
+def bone_quaternion_expressions(scale: str = "i") -> tuple[str, str, str, str]:
+    """(w, x, y, z) of the rotation by axis-angle (x, y, z) x `scale` (intensity i; "i*s" with a
+    region strength s). The sine over the angle is guarded by max(..., 1e-9): at angle 0 the vector
+    part is 0 either way."""
+    i = scale
     norm = "sqrt(x*x+y*y+z*z)"
-    half_sine = f"sin(0.5*i*{norm})/max(i*{norm},1e-9)"
-    return (f"cos(0.5*i*{norm})", f"x*i*{half_sine}", f"y*i*{half_sine}", f"z*i*{half_sine}")
+    half_sine = f"sin(0.5*{i}*{norm})/max({i}*{norm},1e-9)"
+    return (f"cos(0.5*{i}*{norm})", f"x*{i}*{half_sine}", f"y*{i}*{half_sine}", f"z*{i}*{half_sine}")

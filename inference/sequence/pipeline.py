@@ -117,6 +117,7 @@ class SequenceResult:
             for name, value in params.items()}
         arrays["emotion_probs"] = neutral.calibrate_probs(self.emotion_probs, self.emotions).astype(np.float32)
         arrays["intensity"] = neutral.calibrate_intensity(self.intensity).astype(np.float32)
+        arrays["head_pose"] = neutral.calibrate_head_pose(self.head_pose).astype(np.float32)
         return replace(self, **arrays)
 
     def confident(self, min_score: float) -> SequenceResult:

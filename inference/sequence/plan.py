@@ -3,8 +3,8 @@ out as a (T, C) matrix the add-on keys in bulk.
 
 Each column is one keyable channel of the target, `(property, array index)`: the weight
 properties of the photo path (`fields_w_<key>`, index 0), the bones' axis-angle properties
-(`fields_w_<bone>`, indices 0-2) and, when asked, `fields_intensity` with the intensity read per
-frame. Per-frame values come from `reconstruct.plan` on `result.expression_at(row)`, so every
+(`fields_w_<bone>`, indices 0-2), the head pose (`fields_head_pose`, 0-2) when planned, and, when
+asked, `fields_intensity` with the intensity read per frame. Per-frame values come from `reconstruct.plan` on `result.expression_at(row)`, so every
 route (direct, FLAME retargeting, ARKit names) animates exactly as it poses a photo. A row with
 NaN (a gap left open) stays NaN, so no key is written there. Must not import bpy.
 """
@@ -18,6 +18,7 @@ import numpy as np
 
 from ..expression.encoder import Expression
 from ..perception.blendshapes import ARKIT_NAMES
+from ..retarget.head_pose import HEAD_POSE_PROPERTY
 from ..retarget.plan import INTENSITY_PROPERTY, PREDICTED_INTENSITY_PROPERTY, Plan, ReconstructError, weight_property
 
 Column = tuple[str, int]  # (custom property, array index)
@@ -43,6 +44,8 @@ def neutral_expression(expression_names: list[str]) -> Expression:
 def _plan_columns(first: Plan, key_intensity: bool) -> list[Column]:
     columns: list[Column] = [(weight_property(name), 0) for name in first.weights]
     columns += [(weight_property(bone), i) for bone in first.rotations for i in range(3)]
+    if first.head is not None:  # the head pose (issue 13), smoothed with the rest by `processed()`
+        columns += [(HEAD_POSE_PROPERTY, i) for i in range(3)]
     # The intensity read in each frame is always keyed, as information (the weights already carry
     # the expression as read); keying it into the intensity control as well is the artist's choice.
     columns.append((PREDICTED_INTENSITY_PROPERTY, 0))
@@ -82,6 +85,9 @@ def sequence_channels(result: object, plan_frame: Callable[[Expression], Plan], 
             c = index.get((weight_property(bone), 0))
             if c is not None:
                 out[c:c + 3] = axis_angle
+        if frame_plan.head is not None and (HEAD_POSE_PROPERTY, 0) in index:
+            c = index[(HEAD_POSE_PROPERTY, 0)]
+            out[c:c + 3] = frame_plan.head[1]
         out[index[(PREDICTED_INTENSITY_PROPERTY, 0)]] = result.intensity[row]
         if key_intensity:
             out[index[(INTENSITY_PROPERTY, 0)]] = result.intensity[row]
