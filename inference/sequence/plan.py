@@ -4,8 +4,9 @@ out as a (T, C) matrix the add-on keys in bulk.
 Each column is one keyable channel of the target, `(property, array index)`: the weight
 properties of the photo path (`fields_w_<key>`, index 0), the bones' axis-angle properties
 (`fields_w_<bone>`, indices 0-2), the head pose (`fields_head_pose`, 0-2) when planned, and, when
-asked, `fields_intensity` with the intensity read per frame. Per-frame values come from `reconstruct.plan` on `result.expression_at(row)`, so every
-route (direct, FLAME retargeting, ARKit names) animates exactly as it poses a photo. A row with
+asked, `fields_intensity` with the intensity read per frame. Per-frame values come from
+`reconstruct.plan` on `result.expression_at(row)`, so every route (direct, FLAME retargeting,
+ARKit names) animates exactly as it poses a photo. A row with
 NaN (a gap left open) stays NaN, so no key is written there. Must not import bpy.
 """
 
