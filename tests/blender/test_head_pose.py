@@ -179,3 +179,22 @@ def test_each_region_strength_scales_only_its_region(blender, tmp_path: Path) ->
     assert region_values(head)["mouthSmileLeft"] == pytest.approx(base["mouthSmileLeft"] / 4, abs=1e-5)
     bpy.context.scene.frame_set(10)
     assert region_values(head)["mouthSmileLeft"] == pytest.approx(base["mouthSmileLeft"] * 0.75, abs=1e-5)
+
+
+def test_sequence_keys_the_head_pose_by_default(blender, tmp_path: Path) -> None:
+    from sequence_fixtures import moving_frame, write_video
+    from test_reconstruct import keyed
+
+    clip = write_video(tmp_path / "take.avi", [moving_frame(i, 8) for i in range(8)])
+    head = add_ict_head()
+    settings = bpy.context.scene.fields
+    settings.seq_source, settings.seq_filepath = "VIDEO", str(clip)
+    assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
+    curves = keyed(head)
+    for index in range(3):
+        name = f'["{HEAD_POSE_PROPERTY}"]' + (f"[{index}]" if index else "")
+        assert len(curves[name]) == 8  # one key per frame, smoothed with the rest
+    settings.seq_head_pose = False
+    head2 = add_ict_head()
+    assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
+    assert HEAD_POSE_PROPERTY not in head2
