@@ -36,9 +36,6 @@ from .model import Encoder
 from .synthetic import PROTOTYPES, Batch
 
 MAX_CLASS_WEIGHT = 5.0
-# MediaPipe reads the ICT head's blink at weight 1 as 0.64-0.77: as a pseudo-label it would pull the
-# eyelids (which the head closes fully at 1) short of closing; the synthetic labels teach them alone.
-PSEUDO_UNITS = torch.tensor([0.0 if n.startswith("eyeBlink") else 1.0 for n in ARKIT_NAMES])
 JAW = 2  # FLAME's joint order: root, neck, jaw, eye.L, eye.R
 # Perception's frame-to-frame noise on a still face, as the stability term perturbs real inputs:
 # landmarks in the pose-normalised frame (cm; 0.8 px per 256 px crop of a 15 cm face is ~0.06 cm)
@@ -160,7 +157,7 @@ def step_losses(net: torch.nn.Module, batch: dict[str, torch.Tensor], real: dict
         observed = real["features"][:, : N_LANDMARKS * 3].reshape(-1, N_LANDMARKS, 3)
         terms["stability"] = (net(jittered(real["features"]))[0] - units[count:].detach()).square().mean()
         terms["landmarks_2d"] = setup.consistency(units[count:], observed).mean()
-        terms["pseudo"] = ((units[count:] - real["mediapipe"]).square() * PSEUDO_UNITS.to(units.device)).mean()
+        terms["pseudo"] = (units[count:] - real["mediapipe"]).square().mean()
         labelled = real["emotion"] >= 0
         terms["emotion_real"] = losses.real_emotion(logits[count:], real["emotion"], setup.class_weights,
                                                     config.loss.label_smoothing).sum() / labelled.sum().clamp_min(1)
