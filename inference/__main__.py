@@ -11,7 +11,9 @@ photos, one that cannot be read prints `{"image": ..., "error": ...}` in its pla
 on, and the exit status is 1. A folder or a video file (by suffix) runs the sequence pipeline (video-mode
 tracking, encoder, gap filling, One-Euro smoothing): `--out` writes the per-frame arrays as an
 .npz (`inference.sequence.load_result` reads it), stdout gets a JSON summary, or with `--json`
-the per-frame values too; a progress bar goes to stderr when it is a terminal (or with
+the per-frame values too (`--out take.csv` writes a Live Link Face CSV instead, by the suffix; a
+Live Link Face `.csv` input is read as a take, resampled at `--fps` (default: its timecode rate) and
+processed like a video); a progress bar goes to stderr when it is a terminal (or with
 `--progress`). Exit status 0 on success (also when no face is found), 2 on a usage error, 1 with
 a one-line message naming the file on any other failure. Must not import bpy.
 """
@@ -45,11 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--match-shape", action="store_true",
                         help="photo: also fit the ICT head's identity to each face (adds `shape`: identity and "
                         "the landmark residual in mm before and after)")
-    sequence = parser.add_argument_group("sequences (video file or image folder)")
-    sequence.add_argument("--out", help="write the per-frame parameters to this .npz")
+    sequence = parser.add_argument_group("sequences (video file, image folder or Live Link Face .csv)")
+    sequence.add_argument("--out", help="write the per-frame parameters to this .npz, or to this .csv as a "
+                          "Live Link Face take (chosen by the suffix)")
     sequence.add_argument("--start", type=int, default=0, help="first source frame, counted from 0 (default 0)")
     sequence.add_argument("--end", type=int, default=None, help="last source frame, inclusive (default: the last)")
     add_sequence_options(sequence)
+    sequence.add_argument("--timecode-fps", type=int, default=None,
+                          help="Live Link Face CSV: the rate its timecodes count frames at, in and out "
+                          "(default 60, the app's)")
     sequence.add_argument("--cache", metavar="DIR", help="reuse or store the raw per-frame result in this folder")
     sequence.add_argument("--progress", action="store_true", help="progress lines on stderr even when not a terminal")
     sequence.add_argument("--quiet", action="store_true", help="no progress and no warnings on stderr")
@@ -147,15 +153,21 @@ class Progress:
 
 
 def sequence_main(args: argparse.Namespace, path: str) -> dict[str, Any]:
+    from .payloads import read_livelink
     from .sequence.frames import open_source
+    from .sequence.livelink import DEFAULT_TIMECODE_FPS, write_result
     from .sequence.pipeline import SequencePipeline, save_result
 
-    source = open_source(path, args.start, args.end, args.step, args.fps)
+    timecode_fps = args.timecode_fps or DEFAULT_TIMECODE_FPS
     smoothing = smoothing_settings(args.no_smoothing, args.min_cutoff, args.beta, args.d_cutoff)
-    pipeline = SequencePipeline(face=args.face)
-    show = not args.quiet and (args.progress or sys.stderr.isatty())
-    progress = Progress(sys.stderr, in_place=sys.stderr.isatty()) if show else None
-    raw = pipeline.run(source, cache_dir=args.cache, progress=progress)
+    if is_livelink_path(path):
+        raw = read_livelink(path, args.fps, timecode_fps, args.start, args.end, args.step)
+    else:
+        source = open_source(path, args.start, args.end, args.step, args.fps)
+        pipeline = SequencePipeline(face=args.face)
+        show = not args.quiet and (args.progress or sys.stderr.isatty())
+        progress = Progress(sys.stderr, in_place=sys.stderr.isatty()) if show else None
+        raw = pipeline.run(source, cache_dir=args.cache, progress=progress)
     result = raw.processed(gaps=args.gaps, smoothing=smoothing)
     if not args.quiet:
         for message in raw.warnings:
@@ -163,10 +175,16 @@ def sequence_main(args: argparse.Namespace, path: str) -> dict[str, Any]:
         if raw.unreadable.any():
             print(f"warning: {int(raw.unreadable.sum())} unreadable frame(s) skipped, first: {raw.problems[0]}",
                   file=sys.stderr)
-    if args.out:
+    if args.out and is_livelink_path(args.out):
+        write_result(args.out, result, timecode_fps)
+    elif args.out:
         save_result(result, args.out)
     payload = result.to_json() if args.json or not args.out else result.summary()
     return {**payload, "out": args.out}
+
+
+def is_livelink_path(path: str) -> bool:
+    return path.lower().endswith(".csv")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,9 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from .sequence.frames import is_sequence_path
 
-        if any(is_sequence_path(source) for source in args.sources):
+        if any(is_sequence_path(source) or is_livelink_path(source) for source in args.sources):
             if len(args.sources) > 1 or args.photos:
-                parser.error("a video or an image folder is read alone; use --photos FOLDER for separate photos")
+                parser.error("a video, an image folder or a CSV is read alone; use --photos FOLDER for separate "
+                             "photos")
             if args.step < 1 or args.start < 0 or (args.end is not None and args.end < args.start):
                 parser.error("--start must be >= 0, --end >= --start, --step >= 1")
             payload = sequence_main(args, args.sources[0])

@@ -147,15 +147,19 @@ class ExpressionEncoder:
         logits = outputs["emotion_logits"]
         probs = np.exp(logits - logits.max(1, keepdims=True))
         outputs["emotion_probs"] = probs / probs.sum(1, keepdims=True)
+        outputs.update(self.unit_parameters(outputs["units"]))
+        return outputs
+
+    def unit_parameters(self, units: np.ndarray) -> dict[str, np.ndarray]:
+        """The trained-for head's `expression`, `jaw`, `gaze` and `eyelids` for (N, 52) ARKit units,
+        through its ARKit table: what the encoder gives for its own units, and what a Live Link
+        Face take's units become (`sequence.livelink`)."""
         # The head's parameters in one product: [expression | pose (5 x 3) | eyelids] per unit.
-        params = outputs["units"] @ self._params
+        params = np.atleast_2d(np.asarray(units, dtype=np.float32)) @ self._params
         n_expr = self.mapping.expression.shape[1]
         pose = params[:, n_expr:n_expr + 15].reshape(-1, 5, 3)
-        outputs["expression"] = params[:, :n_expr]
-        outputs["jaw"] = pose[:, JAW]
-        outputs["gaze"] = pose[:, [EYE_L, EYE_R]]
-        outputs["eyelids"] = params[:, n_expr + 15:]
-        return outputs
+        return {"expression": params[:, :n_expr], "jaw": pose[:, JAW], "gaze": pose[:, [EYE_L, EYE_R]],
+                "eyelids": params[:, n_expr + 15:]}
 
     def predict(self, features: np.ndarray) -> list[Expression]:
         batch = np.atleast_2d(np.asarray(features, dtype=np.float32))
