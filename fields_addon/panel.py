@@ -86,6 +86,9 @@ class FIELDS_PT_apply_sequence(FieldsSidebar):
             column.prop(options, "seq_directory")
         elif options.seq_source == "CLIP":
             column.template_ID(options, "seq_clip", open="clip.open")
+        elif options.seq_source == "CSV":
+            column.prop(options, "seq_csv_path")
+            column.prop(options, "seq_timecode_fps")
         else:
             column.template_ID(options, "seq_image", open="image.open")
         frames = column.column(align=True)
@@ -108,6 +111,9 @@ class FIELDS_PT_apply_sequence(FieldsSidebar):
         layout.operator("fields.apply_sequence", icon="SEQUENCE")
         if options.seq_result:
             layout.label(text=options.seq_result, icon="INFO")
+        export = layout.row(align=True)
+        export.operator("fields.export_livelink", text="Export Keyed Head", icon="EXPORT").source = "ACTION"
+        export.operator("fields.export_livelink", text="Export Sequence", icon="EXPORT").source = "RESULT"
 
 
 classes = (FIELDS_PT_reconstruct, FIELDS_PT_apply_sequence)

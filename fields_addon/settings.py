@@ -83,9 +83,19 @@ class FIELDS_PG_settings(bpy.types.PropertyGroup):
         items=(("VIDEO", "Video", "A video file on disk (MP4, MOV, AVI, MKV, WebM ...)"),
                ("FOLDER", "Folder", "A folder of numbered images, read in natural order (frame2 before frame10)"),
                ("CLIP", "Clip", "A movie clip loaded in Blender (Movie Clip Editor)"),
-               ("IMAGE", "Image", "An image sequence or movie loaded in Blender as an image")),
+               ("IMAGE", "Image", "An image sequence or movie loaded in Blender as an image"),
+               ("CSV", "Live Link", "A Live Link Face CSV take (Epic's iPhone app, or a FIELDS export): its "
+                "ARKit weights, resampled at the scene's frame rate")),
         default="VIDEO",
     )
+    seq_csv_path: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="CSV", description="Live Link Face CSV take (Timecode, BlendShapeCount, the 52 ARKit weights, "
+        "head and eye angles)", subtype="FILE_PATH", default="")
+    seq_timecode_fps: bpy.props.IntProperty(  # type: ignore[valid-type]
+        name="Timecode rate",
+        description="Frames per second the CSV's timecodes count in (HH:MM:SS:FF): 60 is the Live Link Face "
+        "app's default, 30 its other choice. Exports write this rate too",
+        default=60, min=1, soft_max=120)
     seq_filepath: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="Video", description="Video file of the performance", subtype="FILE_PATH", default="")
     seq_directory: bpy.props.StringProperty(  # type: ignore[valid-type]

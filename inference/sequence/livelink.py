@@ -341,3 +341,42 @@ def write_result(path: str | os.PathLike[str], result: Any, timecode_fps: int = 
     if not len(take.times):
         raise LiveLinkError(path, "cannot be written: the result has no frame with a face.")
     return write_take(path, take, timecode_fps)
+
+
+def units_from_channels(weights: dict[str, np.ndarray], rotations: dict[str, np.ndarray],
+                        tables: tuple[tuple[str, ...], Any] | None = None,
+                        eyelid_keys: tuple[str, ...] = ()) -> np.ndarray:
+    """(T, 52) ARKit units of a keyed head, the inverse of the photo planner's routes: `weights`
+    are per-frame shape-key weights by key name (T,), `rotations` per-frame bone-local axis-angles
+    by bone (T, 3). A FIELDS head with an ARKit table (`tables`: its expression key names and
+    `ArkitMapping`; `eyelid_keys` its [left, right] blink keys) goes back through that table, bones
+    included; any other rig by its ARKit-named keys. Raises ValueError when no key names a unit."""
+    from ..head.default_head import EYE_L, EYE_R, JAW
+    from ..head.rig import BONE_AXES
+    from ..retarget.arkit import match_arkit_names
+
+    count = len(next(iter([*weights.values(), *rotations.values()]), ()))
+    if tables is not None and set(tables[0]) & set(weights):
+        names, mapping = tables
+        zeros = np.zeros(count)
+        expression = np.stack([np.asarray(weights.get(n, zeros), dtype=np.float64) for n in names], axis=1)
+        eyelids = np.stack([np.asarray(weights.get(k, zeros), dtype=np.float64)
+                            for k in (eyelid_keys if len(eyelid_keys) == 2 else ("", ""))], axis=1)
+        pose = np.zeros((count, 5, 3))
+        for bone, joint in (("jaw", JAW), ("eye.L", EYE_L), ("eye.R", EYE_R)):
+            if bone in rotations:  # bone-local back to FLAME's axes (plan.bone_axis_angle's inverse)
+                pose[:, joint] = np.asarray(rotations[bone], dtype=np.float64) @ BONE_AXES[bone].T
+        # Least squares through the whole table: exact wherever it has full rank (the ICT head keys
+        # every unit), where `ArkitMapping.from_params` reads each unit alone and mixes jawLeft into jawOpen.
+        table = np.concatenate([mapping.expression, mapping.pose.reshape(len(ARKIT_NAMES), -1), mapping.eyelids],
+                               axis=1)
+        shown = np.concatenate([expression, pose.reshape(count, -1), eyelids], axis=1)
+        return np.asarray(np.linalg.lstsq(table.T, shown.T, rcond=None)[0].T)
+    matched = match_arkit_names(list(weights))
+    if not matched:
+        raise ValueError("none of its keyed channels names an ARKit unit (e.g. jawOpen) or a FIELDS head's key")
+    units = np.zeros((count, len(ARKIT_NAMES)))
+    for i, unit in enumerate(ARKIT_NAMES):
+        if unit in matched:
+            units[:, i] = weights[matched[unit]]
+    return units
