@@ -116,6 +116,21 @@ class FIELDS_PT_apply_sequence(FieldsSidebar):
         export.operator("fields.export_livelink", text="Export Sequence", icon="EXPORT").source = "RESULT"
 
 
-classes = (FIELDS_PT_reconstruct, FIELDS_PT_apply_sequence)
+class FIELDS_PT_live(FieldsSidebar):
+    bl_label = "Live capture"
+    bl_idname = "FIELDS_PT_live"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        options = settings.get(context)
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        layout.prop(options, "live_camera")
+        layout.prop(options, "live_record", icon="REC")
+        layout.operator("fields.live_capture", icon="OUTLINER_OB_CAMERA")
+        layout.label(text="Apply, gaps and smoothing: as in Apply to sequence", icon="INFO")
+
+
+classes = (FIELDS_PT_reconstruct, FIELDS_PT_apply_sequence, FIELDS_PT_live)
 # fake-bpy-module types the factory as returning None; it returns (register, unregister).
 register, unregister = bpy.utils.register_classes_factory(classes)  # type: ignore[func-returns-value, misc]

@@ -150,6 +150,18 @@ class FIELDS_PG_settings(bpy.types.PropertyGroup):
         name="Speed smoothing",
         description="Cutoff in Hz for the speed estimate (One-Euro d-cutoff); rarely needs changing",
         default=1.0, min=0.01, soft_max=10.0, precision=2)
+    # Live capture.
+    live_camera: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Camera",
+        description="Camera to read: its number (0 is the first webcam, 1 the next ...), a stream URL "
+        "(rtsp://, http://) or a video file standing in for a camera",
+        default="0")
+    live_record: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Record",
+        description="While live capture runs, record the performance; turning it off (or stopping) keys it "
+        "from the frame where recording began, at the scene's frame rate, with Apply to Sequence's gap, "
+        "smoothing and intensity settings",
+        default=False)
     seq_result: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="Last sequence", description="What the last Apply to Sequence keyed", default="")
 
