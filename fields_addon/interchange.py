@@ -26,18 +26,6 @@ _WEIGHT = re.compile(r'^\["fields_w_(?P<name>.+)"\]$')
 _SHAPE_KEY = re.compile(r'^key_blocks\["(?P<name>.+)"\]\.value$')
 
 
-def _fcurves(owner: Any) -> list[Any]:
-    """The F-curves of `owner`'s action (its slot's channelbag on slotted actions), or []."""
-    animation = getattr(owner, "animation_data", None)
-    if animation is None or animation.action is None:
-        return []
-    from bpy_extras import anim_utils
-
-    channelbag = anim_utils.action_get_channelbag_for_slot(  # type: ignore[func-returns-value]
-        animation.action, animation.action_slot)
-    return list(channelbag.fcurves) if channelbag is not None else []
-
-
 def action_take(target: bpy.types.Object, fps: float) -> Any:
     """The `Take` the target's action shows, one row per scene frame of its keyed range. Raises
     ValueError when nothing usable is keyed."""
@@ -48,7 +36,7 @@ def action_take(target: bpy.types.Object, fps: float) -> Any:
 
     curves: dict[str, dict[int, Any]] = {}
     intensity = None
-    for fcurve in _fcurves(target):
+    for fcurve in apply.action_fcurves(target):
         match = _WEIGHT.match(fcurve.data_path)
         if match:
             curves.setdefault(match["name"], {})[fcurve.array_index] = fcurve
@@ -56,7 +44,7 @@ def action_take(target: bpy.types.Object, fps: float) -> Any:
             intensity = fcurve
     shape_keys = getattr(target.data, "shape_keys", None)
     if not curves and shape_keys is not None:  # any rig keyed by other tools: its ARKit-named keys
-        for fcurve in _fcurves(shape_keys):
+        for fcurve in apply.action_fcurves(shape_keys):
             match = _SHAPE_KEY.match(fcurve.data_path)
             if match:
                 curves[match["name"]] = {0: fcurve}

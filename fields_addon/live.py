@@ -51,11 +51,21 @@ class LiveSession:
         self.plan_frame(neutral_expression(list(pipeline.encoder.expression_names)))  # the target takes it
         self.capture = LiveCapture(self.camera, pipeline.perception, pipeline.encoder, face=options.seq_face - 1,
                                    pace=pace).start()
+        self._muted: list[Any] = []
+        self._mute_keys(target)
         self.last_number = -1
         self.applied = 0
         self.latencies_ms: list[float] = []  # camera to head, per applied frame
         self.record_start = 0
         self.reports: list[tuple[str, str]] = []
+
+    def _mute_keys(self, target: bpy.types.Object) -> None:
+        """Keyed FIELDS channels would hold the head at their keyed values (animation wins over a
+        property set from Python), so they are muted while the preview runs and unmuted by `stop()`."""
+        for fcurve in apply.action_fcurves(target):
+            if fcurve.data_path.startswith('["fields_') and not fcurve.mute:
+                fcurve.mute = True
+                self._muted.append(fcurve)
 
     def target(self) -> bpy.types.Object | None:
         for obj in bpy.data.objects:
@@ -102,6 +112,9 @@ class LiveSession:
         run = SequenceRun(context, recorded=raw, recorded_name=f"camera {self.camera}")
         run.target_start = self.record_start
         self.reports += run.finish(context)
+        target = self.target()
+        if target is not None:  # the new keys' curves too, while the preview goes on
+            self._mute_keys(target)
 
     def status(self) -> str:
         stats = self.capture.stats()
@@ -117,6 +130,12 @@ class LiveSession:
                 self.key_recording(context)
         finally:
             self.capture.stop()
+            for fcurve in self._muted:
+                try:
+                    fcurve.mute = False
+                except ReferenceError:  # its action was deleted meanwhile
+                    pass
+            self._muted = []
             if context is not None:
                 settings.get(context).live_record = False
 
