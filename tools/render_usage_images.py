@@ -56,9 +56,9 @@ def interchange(size: int = 256) -> int:
     import importlib
 
     sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+    from checkout_blender import MODULE
     from sequence_fixtures import moving_frame, write_video
 
-    from checkout_blender import MODULE
     from inference.expression.encoder import ExpressionEncoder
     from inference.sequence.frames import open_source
     from inference.sequence.livelink import write_result
