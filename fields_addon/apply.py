@@ -51,7 +51,14 @@ def read_target(obj: bpy.types.Object) -> Target:
         face_model=str(obj.get("fields_face_model", "")),
         face_model_sha256=str(obj.get("fields_face_model_sha256", "")),
         eyelid_keys=tuple(str(obj.get("fields_eyelid_keys", "")).split()),
+        mapping=_mapping(obj),
     )
+
+
+def _mapping(obj: Any) -> Any:
+    from .artist import object_mapping
+
+    return object_mapping(obj)
 
 
 def ensure_intensity(target: bpy.types.Object) -> None:
@@ -63,6 +70,20 @@ def ensure_intensity(target: bpy.types.Object) -> None:
         min=0.0, max=2.0, soft_min=0.0, soft_max=2.0, default=1.0, step=1, precision=3,
         description="Emotion intensity: scales every expression FIELDS applied (0 neutral, 1 as read "
         "from the photo, 2 exaggerated). Keyframe it to shape the expression over time")
+
+
+def ensure_confidence(target: bpy.types.Object) -> None:
+    """The per-frame face score property that Apply to Sequence keys (issue 13)."""
+    from ..inference.sequence.plan import CONFIDENCE_PROPERTY
+
+    obj: Any = target
+    if CONFIDENCE_PROPERTY in obj:
+        return
+    obj[CONFIDENCE_PROPERTY] = 0.0
+    obj.id_properties_ui(CONFIDENCE_PROPERTY).update(
+        min=0.0, max=1.0, soft_min=0.0, soft_max=1.0, precision=3,
+        description="FIELDS: the face detector's (or tracker's) score in each frame, keyed by Apply to Sequence; "
+        "frames below Min confidence were treated as frames without a face")
 
 
 def _set_weight(obj: Any, prop: str, value: Any, what: str) -> None:

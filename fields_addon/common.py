@@ -82,3 +82,14 @@ def planner(context: bpy.types.Context, encoder: Any, target: bpy.types.Object,
     return lambda expression: plan(expression, face_model, described, chosen,
                                    arkit=lambda: sessions.arkit_mapping(face_model.file), retarget=retarget,
                                    head_tables=lambda described: sessions.head_tables(described.face_model_sha256))
+
+
+def target_neutral(context: bpy.types.Context, target: bpy.types.Object) -> Any:
+    """The neutral reference stored on `target` (an `inference.expression.calibration.Neutral`), or
+    None when there is none or Calibrate is off. Raises NeutralError when the stored one is damaged."""
+    from ..inference.expression.calibration import NEUTRAL_PROPERTY, Neutral
+
+    obj: Any = target
+    if not settings.get(context).use_neutral or NEUTRAL_PROPERTY not in obj:
+        return None
+    return Neutral.from_json(str(obj[NEUTRAL_PROPERTY]), where=f"The neutral reference stored on '{target.name}'")

@@ -17,7 +17,7 @@ import bpy
 import numpy as np
 
 from . import apply, preferences, sessions, settings, shape
-from .common import FieldsTargetMixin, missing_runtime, planner, resolve_target, sentence
+from .common import FieldsTargetMixin, missing_runtime, planner, resolve_target, sentence, target_neutral
 
 if TYPE_CHECKING:
     from bpy._typing.rna_enums import OperatorReturnItems
@@ -71,6 +71,9 @@ class FIELDS_OT_reconstruct_photo(FieldsTargetMixin, bpy.types.Operator):
             found = sessions.perception().run(source)
             face = found.faces[choose_face(len(found.faces), options.face, photo)]
             expression = encoder.predict_face(face)
+            neutral = target_neutral(context, target)
+            if neutral is not None:
+                expression = encoder.calibrated(expression, neutral)
             result = planner(context, encoder, target, parts)(expression)
             # Fitted before anything is written, so a failed fit leaves the scene as it was.
             fitted = shape.fit(context, target, result, face) if options.match_shape else None

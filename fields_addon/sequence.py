@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import bpy
 
 from . import apply, preferences, sessions, settings
-from .common import FieldsTargetMixin, missing_runtime, planner, resolve_target, sentence
+from .common import FieldsTargetMixin, missing_runtime, planner, resolve_target, sentence, target_neutral
 
 if TYPE_CHECKING:
     from bpy._typing.rna_enums import OperatorReturnItems
@@ -117,6 +117,8 @@ class SequenceRun:
         self.smoothing = (OneEuroSettings(options.seq_smooth_steadiness, options.seq_smooth_responsiveness,
                                           options.seq_smooth_speed_cutoff) if options.seq_smooth else None)
         self.key_intensity = options.seq_key_intensity
+        self.min_confidence = options.seq_min_confidence
+        self.neutral = target_neutral(context, target)  # a damaged one fails now, before any work
         self.target_start = options.seq_target_start
         render = context.scene.render
         self.scene_fps = render.fps / render.fps_base
@@ -190,21 +192,30 @@ class SequenceRun:
 
     def finish(self, context: bpy.types.Context) -> list[tuple[str, str]]:
         """Plan and key every frame; returns the reports, (level, sentence)."""
+        import numpy as np
+
         from ..inference.sequence.keyframes import fcurve_keys, scene_frames
-        from ..inference.sequence.plan import sequence_channels
+        from ..inference.sequence.plan import CONFIDENCE_PROPERTY, sequence_channels
 
         target = self.check_target()
         raw = self.job.result()
-        result = raw.processed(gaps=self.gaps, smoothing=self.smoothing)
+        used = raw.confident(self.min_confidence) if self.min_confidence > 0 else raw
+        if self.neutral is not None:
+            used = used.calibrated(self.neutral, self.pipeline.encoder)
+        result = used.processed(gaps=self.gaps, smoothing=self.smoothing)
         channels = sequence_channels(result, self._plan_for(context, target), key_intensity=self.key_intensity,
                                      name=self.name)
+        # The face score as read, per frame (no key where no face was seen), beside the weights.
+        channels.columns.append((CONFIDENCE_PROPERTY, 0))
+        channels.values = np.concatenate([channels.values, raw.score[:, None].astype(np.float32)], axis=1)
         frames = scene_frames(result.frames, result.fps, self.target_start, self.scene_fps)
         keys = fcurve_keys(frames, channels.values, [f"{p}[{i}]" for p, i in channels.columns])
         # Properties and drivers, created once as for a photo; then the keys.
         apply.apply_plan(target, channels.first_plan, float(result.intensity[channels.first_row]), None)
+        apply.ensure_confidence(target)
         written = apply.key_channels(target, channels.columns, keys, float(frames[0]), float(frames[-1]))
         context.scene.frame_set(context.scene.frame_current)  # show the keyed values now
-        missing = int((~raw.found & ~raw.unreadable).sum())
+        missing = int((~used.found & ~raw.unreadable).sum())
         unreadable = int(raw.unreadable.sum())
         summary = (f"{len(result.frames)} frames keyed on '{target.name}' at frames {frames[0]:g}-{frames[-1]:g} "
                    f"({len(channels.columns)} channels, {written} keys{', from the cache' if raw.from_cache else ''}"

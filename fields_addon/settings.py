@@ -76,6 +76,30 @@ class FIELDS_PG_settings(bpy.types.PropertyGroup):
         default=False,
     )
 
+    # Artist controls (issue 13).
+    use_neutral: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Calibrate",
+        description="Read expressions relative to the neutral reference stored on the target (its rest reads "
+        "0 and full expressions keep their range); off reads them as they are",
+        default=True)
+    neutral_from: bpy.props.EnumProperty(  # type: ignore[valid-type]
+        name="Neutral from",
+        description="What Set Neutral reads the actor's resting face from",
+        items=(("PHOTO", "Photo", "The photo chosen above (Photo), its only or chosen face"),
+               ("FRAMES", "Frames", "Frames First to Last of the sequence chosen in Apply to Sequence"),
+               ("AUTO", "Auto", "The calmest half second of the sequence chosen in Apply to Sequence")),
+        default="PHOTO")
+    neutral_first: bpy.props.IntProperty(  # type: ignore[valid-type]
+        name="First", description="First source frame of the actor at rest (1 is the clip's first frame)",
+        default=1, min=1)
+    neutral_last: bpy.props.IntProperty(  # type: ignore[valid-type]
+        name="Last", description="Last source frame of the actor at rest, included", default=6, min=1)
+    seq_min_confidence: bpy.props.FloatProperty(  # type: ignore[valid-type]
+        name="Min confidence",
+        description="Frames whose face score (keyed on 'fields_confidence') is below this are treated as frames "
+        "without a face and filled as No face says; 0 uses every face found",
+        default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+
     # Apply to sequence.
     seq_source: bpy.props.EnumProperty(  # type: ignore[valid-type]
         name="Sequence from",

@@ -14,7 +14,10 @@ tracking, encoder, gap filling, One-Euro smoothing): `--out` writes the per-fram
 the per-frame values too (`--out take.csv` writes a Live Link Face CSV instead, by the suffix; a
 Live Link Face `.csv` input is read as a take, resampled at `--fps` (default: its timecode rate) and
 processed like a video); a progress bar goes to stderr when it is a terminal (or with
-`--progress`). Exit status 0 on success (also when no face is found), 2 on a usage error, 1 with
+`--progress`). `--neutral PHOTO|START:END|auto` reads every expression relative to the actor at rest
+(`expression.calibration`), for a CSV take too; `--min-confidence` turns frames with a weak face score
+into gaps (a CSV row has no score and counts as confident); the head pose and the per-frame face score
+are in the output. Exit status 0 on success (also when no face is found), 2 on a usage error, 1 with
 a one-line message naming the file on any other failure. Must not import bpy.
 """
 
@@ -47,12 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--match-shape", action="store_true",
                         help="photo: also fit the ICT head's identity to each face (adds `shape`: identity and "
                         "the landmark residual in mm before and after)")
+    parser.add_argument("--neutral", metavar="PHOTO|START:END|auto",
+                        help="read the expression relative to the actor at rest: a photo of them at rest, or "
+                        "(sequences, CSV takes) source frames START to END (from 0, END included) or auto (the "
+                        "calmest half second)")
     sequence = parser.add_argument_group("sequences (video file, image folder or Live Link Face .csv)")
     sequence.add_argument("--out", help="write the per-frame parameters to this .npz, or to this .csv as a "
                           "Live Link Face take (chosen by the suffix)")
     sequence.add_argument("--start", type=int, default=0, help="first source frame, counted from 0 (default 0)")
     sequence.add_argument("--end", type=int, default=None, help="last source frame, inclusive (default: the last)")
     add_sequence_options(sequence)
+    sequence.add_argument("--min-confidence", type=float, default=0.0,
+                          help="frames whose face score is below this (0 to 1) are gaps, filled as --gaps says "
+                          "(default 0: every face found is used; a CSV row counts as confident)")
     sequence.add_argument("--timecode-fps", type=int, default=None,
                           help="Live Link Face CSV: the rate its timecodes count frames at, in and out "
                           "(default 60, the app's)")
@@ -83,10 +93,19 @@ def photo_main(args: argparse.Namespace, paths: list[str]) -> int:
 
         encoder = ExpressionEncoder()
     shape_of = shape_matcher(encoder) if args.match_shape and encoder is not None else None
+    neutral = None
+    if args.neutral:
+        from .expression.calibration import parse_neutral
+        from .payloads import photo_neutral
+
+        spec = parse_neutral(args.neutral)
+        if spec.kind != "photo" or encoder is None:
+            raise UsageError("--neutral for photos is a photo of the actor at rest (and needs the encoder)")
+        neutral = photo_neutral(perception, encoder, spec.photo)
     failed = 0
     for path in paths:
         try:
-            payload = photo_payload(perception, encoder, path, shape_of)
+            payload = photo_payload(perception, encoder, path, shape_of, neutral)
         except FieldsError as error:
             if len(paths) == 1:
                 raise
@@ -152,22 +171,41 @@ class Progress:
         self.stream.flush()
 
 
+class UsageError(Exception):
+    """A combination of options that makes no sense; reported as argparse reports its own."""
+
+
 def sequence_main(args: argparse.Namespace, path: str) -> dict[str, Any]:
-    from .payloads import read_livelink
+    from .expression.calibration import parse_neutral
+    from .payloads import photo_neutral, read_livelink, sequence_neutral
     from .sequence.frames import open_source
     from .sequence.livelink import DEFAULT_TIMECODE_FPS, write_result
     from .sequence.pipeline import SequencePipeline, save_result
 
+    spec = parse_neutral(args.neutral) if args.neutral else None
     timecode_fps = args.timecode_fps or DEFAULT_TIMECODE_FPS
     smoothing = smoothing_settings(args.no_smoothing, args.min_cutoff, args.beta, args.d_cutoff)
     if is_livelink_path(path):
-        raw = read_livelink(path, args.fps, timecode_fps, args.start, args.end, args.step)
+        from .expression.encoder import ExpressionEncoder
+
+        encoder = ExpressionEncoder()
+        raw = read_livelink(path, args.fps, timecode_fps, args.start, args.end, args.step, encoder=encoder)
     else:
         source = open_source(path, args.start, args.end, args.step, args.fps)
         pipeline = SequencePipeline(face=args.face)
+        encoder = pipeline.encoder
         show = not args.quiet and (args.progress or sys.stderr.isatty())
         progress = Progress(sys.stderr, in_place=sys.stderr.isatty()) if show else None
         raw = pipeline.run(source, cache_dir=args.cache, progress=progress)
+    if args.min_confidence > 0:
+        raw = raw.confident(args.min_confidence)
+    neutral = None
+    if spec is not None:
+        from .perception.pipeline import Perception
+
+        neutral = sequence_neutral(spec, raw, f"'{path}'",
+                                   lambda: photo_neutral(Perception(max_faces=1), encoder, spec.photo))
+        raw = raw.calibrated(neutral, encoder)
     result = raw.processed(gaps=args.gaps, smoothing=smoothing)
     if not args.quiet:
         for message in raw.warnings:
@@ -180,6 +218,8 @@ def sequence_main(args: argparse.Namespace, path: str) -> dict[str, Any]:
     elif args.out:
         save_result(result, args.out)
     payload = result.to_json() if args.json or not args.out else result.summary()
+    if neutral is not None:
+        payload["neutral"] = {"source": neutral.source}
     return {**payload, "out": args.out}
 
 
@@ -209,11 +249,15 @@ def main(argv: list[str] | None = None) -> int:
                              "photos")
             if args.step < 1 or args.start < 0 or (args.end is not None and args.end < args.start):
                 parser.error("--start must be >= 0, --end >= --start, --step >= 1")
+            if not 0.0 <= args.min_confidence <= 1.0:
+                parser.error("--min-confidence must be between 0 and 1")
             payload = sequence_main(args, args.sources[0])
         else:
             if args.out:
                 parser.error("--out is for a video or a folder of images; a photo prints JSON")
             return photo_main(args, photo_paths(args))
+    except UsageError as error:
+        parser.error(str(error))
     except FieldsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

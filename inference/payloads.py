@@ -13,16 +13,22 @@ import argparse
 from typing import Any
 
 
-def photo_payload(perception: Any, encoder: Any, path: str, shape_of: Any = None) -> dict[str, Any]:
+def photo_payload(perception: Any, encoder: Any, path: str, shape_of: Any = None, neutral: Any = None,
+                  ) -> dict[str, Any]:
     """`{"image": path, faces..., width, height}` plus, with an encoder, `model` and each face's
-    expression, jaw, eyelids, gaze and emotion, and with `shape_of(face, expression)` (Match face
-    shape) its fitted identity. Raises the perception's `FieldsError` on a bad file."""
+    expression, jaw, eyelids, gaze, head pose and emotion (relative to `neutral`, an
+    `expression.calibration.Neutral`, when given), and with `shape_of(face, expression)` (Match
+    face shape) its fitted identity. Raises the perception's `FieldsError` on a bad file."""
     result = perception.run(path)
     payload = {"image": path, **result.to_json()}
     if encoder is not None:
         payload["model"] = encoder.describe()
+        if neutral is not None:
+            payload["neutral"] = {"source": neutral.source}
         for face, entry in zip(result.faces, payload["faces"], strict=True):
             expression = encoder.predict_face(face)
+            if neutral is not None:
+                expression = encoder.calibrated(expression, neutral)
             entry.update(expression.to_json())
             if shape_of is not None:
                 entry["shape"] = shape_of(face, expression).to_json()
@@ -72,3 +78,41 @@ def read_livelink(path: str, fps: float | None, timecode_fps: int, start: int = 
         raise SequenceError(path, f"has no frames in the selected range (it has {len(raw.frames)}).",
                             kind="Live Link Face CSV")
     return select_rows(raw, keep) if not keep.all() else raw
+
+
+def photo_neutral(perception: Any, encoder: Any, path: str) -> Any:
+    """The `Neutral` read from a photo of the actor at rest (its largest face). Raises the
+    perception's `FieldsError` on a bad file and `NeutralError` when it holds no face."""
+    import numpy as np
+
+    from .expression.calibration import Neutral, NeutralError
+    from .perception.blendshapes import ARKIT_NAMES
+
+    faces = perception.run(path).faces
+    if not faces:
+        raise NeutralError(f"No face was found in the neutral photo '{path}'.")
+    expression = encoder.predict_face(faces[0])
+    return Neutral.from_rows(np.array([expression.units[u] for u in ARKIT_NAMES]),
+                             np.array([expression.emotion_probs[e] for e in encoder.emotions]),
+                             np.array([expression.intensity]), encoder.emotions, source=f"'{path}'")
+
+
+def sequence_neutral(spec: Any, raw: Any, name: str, photo: Any = None, first_number: int = 0) -> Any:
+    """The `Neutral` a `NeutralSpec` asks for on a raw `SequenceResult`: its frames START..END
+    (source numbers from 0, END included), its calmest stretch (auto), or `photo()` for a photo.
+    Raises `NeutralError` naming the clip when the range lies outside it or holds no face; its
+    messages and label count frames from `first_number` (the panel's 1, the command line's 0)."""
+    from .expression.calibration import Neutral, calmest_stretch, frame_rows
+
+    if spec.kind == "photo":
+        return photo()
+    units = raw.units()
+    rows: Any
+    if spec.kind == "frames":
+        rows = frame_rows(raw.frames + first_number, spec.start + first_number, spec.end + first_number, name)
+        where = f"{name} frames {spec.start + first_number}-{spec.end + first_number}"
+    else:
+        rows = calmest_stretch(units, raw.found, raw.fps)
+        numbers = raw.frames[rows] + first_number
+        where = f"{name} frames {int(numbers[0])}-{int(numbers[-1])} (calmest)"
+    return Neutral.from_rows(units[rows], raw.emotion_probs[rows], raw.intensity[rows], raw.emotions, source=where)

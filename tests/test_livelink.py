@@ -24,7 +24,6 @@ from inference.sequence.livelink import (
     parse_timecode,
     read_take,
     result_from_take,
-    result_units,
     take_from_result,
     write_result,
     write_take,
@@ -90,12 +89,12 @@ def test_result_round_trip_is_exact(encoder: ExpressionEncoder, tmp_path: Path) 
     assert back.frames.tolist() == raw.frames.tolist() and back.found.all()
     for name in ("expression", "jaw", "eyelids", "gaze"):
         assert np.abs(getattr(back, name) - getattr(raw, name)).max() < 1e-4, name
-    assert np.abs(result_units(back) - result_units(raw)).max() < 1e-4
+    assert np.abs(back.units() - raw.units()).max() < 1e-4
     # Processed results round-trip too (their units are what the file carries).
     smoothed = raw.processed()
     write_result(tmp_path / "smoothed.csv", smoothed)
     again = livelink.read_result(tmp_path / "smoothed.csv", encoder, fps=24)
-    assert np.abs(result_units(again) - result_units(smoothed)).max() < 1e-4
+    assert np.abs(again.units() - smoothed.units()).max() < 1e-4
 
 
 def test_eye_angles_come_from_the_gaze(encoder: ExpressionEncoder) -> None:
@@ -113,13 +112,13 @@ def test_timecodes_map_to_frames_at_the_scene_rate(encoder: ExpressionEncoder) -
     assert len(at24.frames) == 25 and at24.found.all()
     # Frame k takes the row at k/24 s: rows 0, 2.5 -> nearest, 5, ...
     rows = [int(np.argmin(np.abs(take.times - k / 24))) for k in range(25)]
-    assert np.abs(result_units(at24) - take.units[rows]).max() < 1e-6
+    assert np.abs(at24.units() - take.units[rows]).max() < 1e-6
     slow = random_take(count=13, fps=12.0)  # slower than the scene: frames between rows are gaps
     at24 = result_from_take(slow, encoder, 24.0)
     assert len(at24.frames) == 25 and at24.found.sum() == 13 and not at24.found[1]
     filled = at24.processed(gaps="interpolate", smoothing=None)
     expected = (slow.units[0] + slow.units[1]) / 2
-    assert np.abs(result_units(filled)[1] - expected).max() < 1e-5  # the video's gap filling, in time
+    assert np.abs(filled.units()[1] - expected).max() < 1e-5  # the video's gap filling, in time
 
 
 def test_dropped_rows_are_gaps(encoder: ExpressionEncoder) -> None:
@@ -201,7 +200,7 @@ def test_cli_csv_in_and_out(tmp_path: Path) -> None:
     summary = json.loads(done.stdout)
     assert summary["frames"] == 48 and summary["faces_found"] == 48 and summary["source"]["kind"] == "livelink"
     result = load_result(tmp_path / "p.npz")
-    assert np.abs(result_units(result) - take.units).max() < 1e-4
+    assert np.abs(result.units() - take.units).max() < 1e-4
     # npz -> csv is not a command; csv -> csv is (through the same processing), and so is video -> csv.
     again = run_cli(str(csv_in), "--out", str(tmp_path / "out.csv"), "--fps", "24", "--no-smoothing")
     assert again.returncode == 0, again.stderr

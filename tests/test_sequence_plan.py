@@ -30,6 +30,7 @@ def result(t: int = 4, names: tuple[str, ...] = ("a", "b")) -> SequenceResult:
         expression=rng.random((t, len(names)), dtype=np.float32), jaw=rng.random((t, 3), dtype=np.float32),
         eyelids=rng.random((t, 2), dtype=np.float32), gaze=rng.random((t, 2, 3), dtype=np.float32),
         emotion_probs=np.full((t, 2), 0.5, dtype=np.float32), intensity=np.linspace(0.1, 0.4, t, dtype=np.float32),
+        head_pose=np.zeros((t, 3), dtype=np.float32), score=np.ones(t, dtype=np.float32),
         expression_names=list(names), emotions=["happy", "sad"], source={}, model={})
     for name in ("expression", "jaw", "eyelids", "gaze", "emotion_probs"):
         getattr(out, name)[1] = np.nan

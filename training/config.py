@@ -36,6 +36,7 @@ class DataConfig:
     real: bool = True  # the training people's photos and training clips of ../shared/data (issue 12)
     real_cache: str = ""  # perception cache of the real data; "" = ~/.cache/fields/real (or $FIELDS_REAL_CACHE)
     clip_step: int = 2  # every n-th tracked frame of the training clips (0: no clips)
+    mirror: bool = True  # also train on every real face mirrored left-right (`training.augment`)
     affectnet_csv: str = ""  # AffectNet-layout CSV (emotion labels + 2D consistency), optional
     unlabelled: str = ""  # folder of images/videos (2D consistency only), optional
     cache: str = ""  # where the synthetic set is cached; "" = <out>/cache
@@ -53,7 +54,8 @@ class LossConfig:
     units: float = 1.0  # (a) direct supervision on synthetic faces: the 52 units' squared error
     landmarks_3d: float = 1.0  # (a) ... and the landmark error (cm) they cause on the ICT head
     landmarks_2d: float = 1.0  # (b) 2D consistency on real faces (cm, identity and pose solved per face)
-    pseudo: float = 1.0  # MediaPipe's own scores on real faces as weak unit labels (their scale)
+    pseudo: float = 10.0  # MediaPipe's own scores on real faces as unit labels (the units' scale there)
+    stability: float = 10.0  # real faces: units must not move when the input moves by perception's noise
     emotion: float = 1.0  # (d) intensity-aware emotion loss on synthetic faces (prototype labels)
     emotion_real: float = 1.0  # (c) class-balanced emotion loss on real labelled photos
     label_smoothing: float = 0.15  # (c) the real labels are noisy: part of each target is spread evenly
@@ -70,6 +72,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     epochs: int = 8  # over the synthetic set (the shipped run); about 10 minutes on 2 shared CPU cores
     real_batch: int = 256  # real faces drawn (with replacement) beside each synthetic batch
+    ema: float = 0.995  # the weights shipped are an exponential moving average of the steps' (0: the last)
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     out: str = "out/train"  # checkpoint, ONNX, metadata and the resolved config land here
     data: DataConfig = field(default_factory=DataConfig)

@@ -28,6 +28,10 @@ from .ict import IctLandmarks
 from .synthetic import Batch, generate
 
 CHUNK = 2_000
+# The data config's fields that `synthetic.generate` reads: only they key the synthetic cache (the
+# real-data fields do not change the synthetic faces).
+SYNTHETIC_FIELDS = ("yaw_deg", "pitch_deg", "roll_deg", "landmark_noise_px", "neutral_fraction",
+                    "single_unit_fraction")
 
 
 def _chunk(args: tuple[int, int, dict]) -> dict[str, np.ndarray]:
@@ -37,7 +41,7 @@ def _chunk(args: tuple[int, int, dict]) -> dict[str, np.ndarray]:
 
 
 def synthetic(count: int, seed: int, config: DataConfig, cache: Path, workers: int = 2) -> Batch:
-    key = json.dumps({"data": dataclasses.asdict(config), "count": count, "seed": seed,
+    key = json.dumps({"data": {name: getattr(config, name) for name in SYNTHETIC_FIELDS}, "count": count, "seed": seed,
                       "head": IctLandmarks().sha256, "features": FEATURE_VERSION,
                       "layout": sorted(Batch.__dataclass_fields__)}, sort_keys=True)
     path = cache / f"synthetic-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
@@ -73,7 +77,11 @@ class RealFaces:
 
 def real_training_faces(config: DataConfig, log: Any = print) -> RealFaces:
     """The training people's labelled photos plus every `clip_step`-th tracked frame of the training
-    clips, read from the perception cache (filled by `training.real_data`)."""
+    clips, read from the perception cache (filled by `training.real_data`); with `config.mirror`,
+    each of them mirrored left-right too (`training.augment`)."""
+    from inference.expression.features import encoder_features
+
+    from .augment import mirror
     from .readers import mediapipe_arkit
     from .real_data import PerceptionCache, load_clips, load_photos
     from .real_split import load_split
@@ -82,17 +90,22 @@ def real_training_faces(config: DataConfig, log: Any = print) -> RealFaces:
     split = load_split()
     photos = load_photos(cache=cache)
     train = photos.subset(~np.array(split.photo_mask(photos.people)))
-    features, scores, emotion = [train.features()], [train.scores], [train.emotion]
+    # (landmarks px, scores, image size, emotion) per face
+    faces = [(train.landmarks[i], train.scores[i], train.size[i], train.emotion[i]) for i in range(len(train))]
     clips = [c for c in load_clips(cache=cache) if c.name not in split.held_out_clips] if config.clip_step else []
     for clip in clips:
         rows = np.flatnonzero(clip.found)[:: config.clip_step]
-        features.append(clip.features()[rows])
-        scores.append(clip.scores[rows])
-        emotion.append(np.full(len(rows), -1))
-    out = RealFaces(np.concatenate(features).astype(np.float32), mediapipe_arkit(np.concatenate(scores)),
-                    np.concatenate(emotion).astype(np.int64),
+        faces += [(clip.landmarks[i], clip.scores[i], clip.size, -1) for i in rows]
+    frames = len(faces) - len(train)
+    if config.mirror:
+        faces += [(*mirror(landmarks, scores, float(size[0])), size, label) for landmarks, scores, size, label in faces]
+    features = np.stack([encoder_features(landmarks, scores, int(size[0]), int(size[1]))
+                         for landmarks, scores, size, _ in faces])
+    scores = np.stack([face[1] for face in faces])
+    out = RealFaces(features.astype(np.float32), mediapipe_arkit(scores),
+                    np.array([face[3] for face in faces], dtype=np.int64),
                     f"{len(train)} photos of {len(set(train.people))} training people, "
-                    f"{sum(len(f) for f in features[1:])} frames of {len(clips)} training clips")
+                    f"{frames} frames of {len(clips)} training clips{', each also mirrored' if config.mirror else ''}")
     if cache.files_perceived:
         log(f"data: warning, {cache.files_perceived} files were perceived (the cache was not full)")
     return out

@@ -40,6 +40,11 @@ MAX_CLASS_WEIGHT = 5.0
 # eyelids (which the head closes fully at 1) short of closing; the synthetic labels teach them alone.
 PSEUDO_UNITS = torch.tensor([0.0 if n.startswith("eyeBlink") else 1.0 for n in ARKIT_NAMES])
 JAW = 2  # FLAME's joint order: root, neck, jaw, eye.L, eye.R
+# Perception's frame-to-frame noise on a still face, as the stability term perturbs real inputs:
+# landmarks in the pose-normalised frame (cm; 0.8 px per 256 px crop of a 15 cm face is ~0.06 cm)
+# and MediaPipe's scores (their own jitter on the talking clips' still stretches is ~0.005 per frame).
+STABILITY_NOISE_CM = 0.06
+STABILITY_NOISE_SCORES = 0.01
 
 
 def _tensors(batch: Batch, device: torch.device) -> dict[str, torch.Tensor]:
@@ -153,6 +158,7 @@ def step_losses(net: torch.nn.Module, batch: dict[str, torch.Tensor], real: dict
                                  batch["intensity"], setup.prototypes).items()})
     if real is not None and setup.consistency is not None:
         observed = real["features"][:, : N_LANDMARKS * 3].reshape(-1, N_LANDMARKS, 3)
+        terms["stability"] = (net(jittered(real["features"]))[0] - units[count:].detach()).square().mean()
         terms["landmarks_2d"] = setup.consistency(units[count:], observed).mean()
         terms["pseudo"] = ((units[count:] - real["mediapipe"]).square() * PSEUDO_UNITS.to(units.device)).mean()
         labelled = real["emotion"] >= 0
@@ -167,6 +173,13 @@ def step_losses(net: torch.nn.Module, batch: dict[str, torch.Tensor], real: dict
     return terms
 
 
+def jittered(features: torch.Tensor) -> torch.Tensor:
+    """Real faces' features moved by perception's noise (`STABILITY_NOISE_*`)."""
+    scale = torch.full_like(features[:1], STABILITY_NOISE_CM)
+    scale[:, N_LANDMARKS * 3:] = STABILITY_NOISE_SCORES
+    return features + torch.randn_like(features) * scale
+
+
 def weighted(terms: dict[str, torch.Tensor], config: TrainConfig) -> torch.Tensor:
     """The loss: each term times the config's weight of the same name."""
     return sum((getattr(config.loss, name) * value for name, value in terms.items()),
@@ -175,7 +188,8 @@ def weighted(terms: dict[str, torch.Tensor], config: TrainConfig) -> torch.Tenso
 
 def fit(config: TrainConfig, encoder: Encoder, setup: Setup, device: torch.device, rank: int, world: int,
         log: Any) -> list[dict[str, float]]:
-    """The training loop; returns the mean of each loss term per epoch."""
+    """The training loop; returns the mean of each loss term per epoch. With `config.ema` the
+    encoder ends with the moving average of its weights, not the last step's."""
     data, real = setup.data, setup.real
     net: torch.nn.Module = encoder
     if world > 1:
@@ -185,6 +199,11 @@ def fit(config: TrainConfig, encoder: Encoder, setup: Setup, device: torch.devic
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.lr, total_steps=config.epochs * steps_per_epoch)
     generator = torch.Generator().manual_seed(config.seed + rank)
+    average = None
+    if config.ema:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        average = AveragedModel(encoder, multi_avg_fn=get_ema_multi_avg_fn(config.ema))
     for epoch in range(config.epochs):
         net.train()
         order = torch.randperm(len(data["features"]), generator=generator).to(device)
@@ -200,12 +219,16 @@ def fit(config: TrainConfig, encoder: Encoder, setup: Setup, device: torch.devic
             weighted(terms, config).backward()
             optimiser.step()
             schedule.step()
+            if average is not None:
+                average.update_parameters(encoder)
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + value.item()
         means = {name: value / steps_per_epoch for name, value in sums.items()}
         history.append(means)
         if rank == 0:
             log(f"epoch {epoch + 1}/{config.epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items()))
+    if average is not None:
+        encoder.load_state_dict(average.module.state_dict())
     return history
 
 

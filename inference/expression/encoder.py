@@ -30,6 +30,7 @@ from .features import FEATURE_VERSION, encoder_input
 
 if TYPE_CHECKING:
     from ..perception.pipeline import Face
+    from .calibration import Neutral
 
 MODEL_FILE = Path(__file__).resolve().parent.parent / "models" / "encoder.onnx"
 
@@ -147,19 +148,34 @@ class ExpressionEncoder:
         logits = outputs["emotion_logits"]
         probs = np.exp(logits - logits.max(1, keepdims=True))
         outputs["emotion_probs"] = probs / probs.sum(1, keepdims=True)
-        outputs.update(self.unit_parameters(outputs["units"]))
+        outputs.update(self.parameters(outputs["units"]))
         return outputs
 
-    def unit_parameters(self, units: np.ndarray) -> dict[str, np.ndarray]:
-        """The trained-for head's `expression`, `jaw`, `gaze` and `eyelids` for (N, 52) ARKit units,
-        through its ARKit table: what the encoder gives for its own units, and what a Live Link
-        Face take's units become (`sequence.livelink`)."""
-        # The head's parameters in one product: [expression | pose (5 x 3) | eyelids] per unit.
+    def parameters(self, units: np.ndarray) -> dict[str, np.ndarray]:
+        """`expression`, `jaw`, `gaze`, `eyelids` of the trained-for head for (N, 52) ARKit units: one
+        product with its ARKit table ([expression | pose (5 x 3) | eyelids] per unit). What the
+        encoder gives for its own units, what calibrated units become, and what a Live Link Face
+        take's units become (`sequence.livelink`)."""
         params = np.atleast_2d(np.asarray(units, dtype=np.float32)) @ self._params
         n_expr = self.mapping.expression.shape[1]
         pose = params[:, n_expr:n_expr + 15].reshape(-1, 5, 3)
         return {"expression": params[:, :n_expr], "jaw": pose[:, JAW], "gaze": pose[:, [EYE_L, EYE_R]],
                 "eyelids": params[:, n_expr + 15:]}
+
+    def calibrated(self, expression: Expression, neutral: Neutral) -> Expression:
+        """`expression` read relative to the actor's `neutral` (units rescaled, emotion and
+        intensity relative to the rest); jaw, gaze and eyelids follow from the new units."""
+        units = neutral.calibrate_units(np.array([expression.units[u] for u in ARKIT_NAMES]))
+        probs = neutral.calibrate_probs(np.array([expression.emotion_probs[e] for e in self.emotions]),
+                                        self.emotions)
+        params = self.parameters(units[None])
+        return Expression(
+            expression=dict(zip(self.expression_names, map(float, params["expression"][0]), strict=True)),
+            jaw=params["jaw"][0].astype(np.float64), eyelids=params["eyelids"][0].astype(np.float64),
+            gaze=params["gaze"][0].astype(np.float64), emotion=self.emotions[int(probs.argmax())],
+            emotion_probs=dict(zip(self.emotions, map(float, probs), strict=True)),
+            intensity=float(neutral.calibrate_intensity(expression.intensity)),
+            units=dict(zip(ARKIT_NAMES, map(float, units), strict=True)), head_pose=expression.head_pose)
 
     def predict(self, features: np.ndarray) -> list[Expression]:
         batch = np.atleast_2d(np.asarray(features, dtype=np.float32))

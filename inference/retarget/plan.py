@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +48,7 @@ class Target:
     face_model: str = ""  # the face model a FIELDS head was built from ("" for other rigs)
     face_model_sha256: str = ""
     eyelid_keys: tuple[str, ...] = ()
+    mapping: Any = None  # the artist's own `mapping.Mapping` (the panel's mapping editor), if any
 
 
 @dataclass
@@ -132,13 +134,26 @@ def plan(expression: Expression, face_model: FaceModelContract, target: Target, 
     FIELDS head's own shape-key names and ARKit table when its file carries one (the ICT head, the
     old open head): the units then drive it through its own table, which for the encoder's head is
     the identity. Raises ReconstructError when nothing of the target can be driven."""
-    from .arkit import match_arkit_names
+    from ..perception.blendshapes import ARKIT_NAMES
+    from .mapping import auto_mapping
 
     chosen = set(parts) & set(PARTS)
     if not chosen:
         raise ReconstructError("Nothing to apply: tick at least one of Expression, Jaw, Eyelids or Gaze.")
     names = list(face_model.expression_names)
     params = source_parameters(expression, names)
+
+    def units() -> dict[str, float]:
+        # The encoder's output is the 52 ARKit units; `arkit` reads older predictions that carry only
+        # a head's parameters back into units.
+        if expression.units:
+            return dict(expression.units)
+        return dict(zip(ARKIT_NAMES, map(float, arkit().from_params(params)), strict=True))  # type: ignore[misc]
+
+    if target.mapping is not None:  # the artist's own mapping wins over every automatic route
+        target.mapping.check(target.name, target.shape_keys, target.bones)
+        weights, rotations = target.mapping.evaluate(units(), chosen)
+        return Plan("mapping", weights, rotations)
     keys = set(target.shape_keys)
     same_model = (target.face_model == face_model.name
                   and (not target.face_model_sha256 or target.face_model_sha256 == face_model.sha256))
@@ -147,8 +162,6 @@ def plan(expression: Expression, face_model: FaceModelContract, target: Target, 
                     _bones_plan(chosen, params.pose, target))
     tables = head_tables(target) if (head_tables is not None and target.face_model and expression.units) else None
     if tables is not None and set(tables[0]) <= keys:
-        from ..perception.blendshapes import ARKIT_NAMES
-
         own = tables[1].to_params(np.array([expression.units[u] for u in ARKIT_NAMES]))
         return Plan("direct", _flame_weights(chosen, tables[0], own.expression, own.eyelids, target),
                     _bones_plan(chosen, own.pose, target))
@@ -164,18 +177,11 @@ def plan(expression: Expression, face_model: FaceModelContract, target: Target, 
     if not target.shape_keys:
         raise ReconstructError(f"'{target.name}' has no shape keys to drive: use Add Head, or pick a rig "
                                "with ARKit-named shape keys.")
-    matched = match_arkit_names(target.shape_keys)
-    if (arkit is None and not expression.units) or not matched:
+    mapping = auto_mapping(target.shape_keys)
+    if (arkit is None and not expression.units) or not mapping.rows:
         raise ReconstructError(f"None of the {len(target.shape_keys)} shape keys of '{target.name}' is named "
                                "after an ARKit unit (e.g. jawOpen, eyeBlinkLeft) or the encoder's face model.")
-    from ..perception.blendshapes import ARKIT_NAMES
-
-    # The encoder's output is the 52 ARKit units: an ARKit rig takes them by name. (`arkit` reads
-    # older predictions that carry only a head's parameters back into units.)
-    units = ([expression.units[u] for u in ARKIT_NAMES] if expression.units
-             else arkit().from_params(params))  # type: ignore[misc]
-    return Plan("arkit", {matched[unit]: float(units[i]) for i, unit in enumerate(ARKIT_NAMES)
-                          if unit in matched and arkit_part(unit) in chosen})
+    return Plan("arkit", mapping.evaluate(units(), chosen)[0])
 
 
 # Driver expressions: Blender's simple-expression evaluator runs them without Python.

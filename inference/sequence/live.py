@@ -47,7 +47,8 @@ class LiveFrame:
     captured: float  # time.perf_counter() when the camera handed the frame over
     stamp: float  # seconds on the source's clock: the capture time for a camera, number / fps for a file
     published: float  # time.perf_counter() when its expression was ready
-    expression: Any  # the encoder's `Expression`, None when no face was found
+    expression: Any  # the encoder's `Expression` (with its head pose), None when no face was found
+    score: float = float("nan")  # the face's score (detector, or tracker presence), NaN without a face
 
     @property
     def latency_s(self) -> float:
@@ -215,8 +216,10 @@ class LiveCapture:
                     self._slot = None
                     self._condition.notify_all()
                 faces = self._tracker.run(image).faces
-                expression = self.encoder.predict_face(faces[self.face]) if len(faces) > self.face else None
-                live = LiveFrame(number, captured, stamp, time.perf_counter(), expression)
+                face = faces[self.face] if len(faces) > self.face else None
+                expression = self.encoder.predict_face(face) if face is not None else None
+                live = LiveFrame(number, captured, stamp, time.perf_counter(), expression,
+                                 float(face.score) if face is not None else float("nan"))
                 self._latest = live
                 self._recent.append(live)
                 if self._recording is not None and captured >= self._recording_started:
@@ -230,7 +233,8 @@ class LiveCapture:
 def recording_result(frames: list[LiveFrame], fps: float, encoder: Any, source: dict[str, Any]) -> Any:
     """Recorded frames as a raw `SequenceResult` at `fps`: frame k takes the frame whose stamp is
     nearest to k / fps after the first (within half a frame); frames with none, or without a face,
-    are gaps."""
+    are gaps. Each frame keeps its head pose and face score, as a video's do (issue 13), so Min
+    confidence and calibration treat a recording as they treat a video."""
     from .livelink import resample
     from .pipeline import SequenceResult
 
@@ -239,7 +243,7 @@ def recording_result(frames: list[LiveFrame], fps: float, encoder: Any, source: 
     t = len(numbers)
     names, emotions = list(encoder.expression_names), list(encoder.emotions)
     shapes = {"expression": (len(names),), "jaw": (3,), "eyelids": (2,), "gaze": (2, 3),
-              "emotion_probs": (len(emotions),), "intensity": ()}
+              "emotion_probs": (len(emotions),), "intensity": (), "head_pose": (3,), "score": ()}
     arrays: dict[str, Any] = {name: np.full((t, *shape), np.nan, np.float32) for name, shape in shapes.items()}
     found = np.zeros(t, dtype=bool)
     for k, row in enumerate(rows):
@@ -251,6 +255,8 @@ def recording_result(frames: list[LiveFrame], fps: float, encoder: Any, source: 
         arrays["jaw"][k], arrays["eyelids"][k], arrays["gaze"][k] = expression.jaw, expression.eyelids, expression.gaze
         arrays["emotion_probs"][k] = [expression.emotion_probs[e] for e in emotions]
         arrays["intensity"][k] = expression.intensity
+        arrays["head_pose"][k] = expression.head_pose if expression.head_pose is not None else np.nan
+        arrays["score"][k] = frames[row].score
     return SequenceResult(frames=numbers, fps=float(fps), found=found, unreadable=np.zeros(t, dtype=bool), **arrays,
                           expression_names=names, emotions=emotions, source={**source, "captured": len(frames)},
                           model=encoder.describe())

@@ -15,8 +15,9 @@ without the angle columns (older versions) are read too.
 boundary with a `SequenceResult`: import resamples the take at the caller's frame rate (the
 scene's), each frame taking the row nearest in time within half a frame, and frames with none
 become gaps, so a take then goes through `processed()` (gap filling, smoothing) and the
-per-frame planner exactly as a video does. Errors are `LiveLinkError`, naming the file and the
-line. Must not import bpy.
+per-frame planner exactly as a video does. The head's angles travel as the result's `head_pose`
+both ways (`yaw_pitch_roll` / `axis_angles`, one convention for head and eyes). Errors are
+`LiveLinkError`, naming the file and the line. Must not import bpy.
 """
 
 from __future__ import annotations
@@ -221,14 +222,18 @@ def write_take(path: str | os.PathLike[str], take: Take, timecode_fps: int = DEF
 
 
 def yaw_pitch_roll(axis_angles: np.ndarray) -> np.ndarray:
-    """(..., 3) yaw (about up, y), pitch (about x), roll (about forward, z) in radians of FLAME-axis
-    axis-angles, for R = Ry(yaw) Rx(pitch) Rz(roll)."""
+    """(..., 3) yaw (about up, y), pitch (about x), roll (about forward, z) in radians of axis-angles
+    in FLAME's axes (x to the image's right, y up, z towards the camera; MediaPipe's camera space,
+    where `SequenceResult.head_pose` lives, has the same axes), for R = Ry(yaw) Rx(pitch) Rz(roll).
+    Signs are right-handed about those axes: a positive yaw turns the face towards the image's
+    right, a positive pitch tilts it down, a positive roll lifts its image-right side."""
     a = np.asarray(axis_angles, dtype=np.float64)
     flat = a.reshape(-1, 3)
     out = np.zeros_like(flat)
     for i, v in enumerate(flat):
         angle = float(np.linalg.norm(v))
-        if angle < 1e-12:
+        if not angle >= 1e-12:  # zero, or NaN (a gap left open)
+            out[i] = v if np.isnan(v).any() else 0.0
             continue
         k = v / angle
         cross = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
@@ -238,33 +243,32 @@ def yaw_pitch_roll(axis_angles: np.ndarray) -> np.ndarray:
     return out.reshape(a.shape)
 
 
-def result_units(result: Any) -> np.ndarray:
-    """(T, 52) ARKit units of a `SequenceResult` (NaN rows stay NaN): its expression columns named
-    after units and its eyelids as the blinks (the encoder's head keeps the units so). Raises
-    ValueError when the result's head does not carry them."""
-    from .pipeline import BLINKS
+def axis_angles(yaw_pitch_roll_: np.ndarray) -> np.ndarray:
+    """(..., 3) axis-angles of (..., 3) yaw, pitch, roll: `yaw_pitch_roll`'s inverse (exact for
+    |pitch| < 90 degrees), so a take's head angles become a `head_pose` as the tracker gives it."""
+    from ..head.forward import axis_angle
 
-    names = list(result.expression_names)
-    columns = []
-    for unit in ARKIT_NAMES:
-        if unit in BLINKS:
-            columns.append(result.eyelids[:, BLINKS.index(unit)])
-        elif unit in names:
-            columns.append(result.expression[:, names.index(unit)])
-        else:
-            raise ValueError(f"the result's head has no '{unit}' key, so its ARKit weights are unknown")
-    return np.stack(columns, axis=1).astype(np.float64)
+    a = np.asarray(yaw_pitch_roll_, dtype=np.float64)
+    flat = a.reshape(-1, 3)
+    out = np.zeros_like(flat)
+    for i, (yaw, pitch, roll) in enumerate(flat):
+        cy, sy, cp, sp, cr, sr = (math.cos(yaw), math.sin(yaw), math.cos(pitch), math.sin(pitch),
+                                  math.cos(roll), math.sin(roll))
+        ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+        rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
+        rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
+        out[i] = axis_angle(ry @ rx @ rz)
+    return out.reshape(a.shape)
 
 
 def take_from_result(result: Any) -> Take:
-    """The take of a `SequenceResult` (raw or processed): the 52 units per frame, the eyes' angles
-    from its gaze, the head's from its `head_pose` when it carries one (else zero). Rows left NaN
-    (gaps left open) are not written: a reader sees them as dropped frames."""
-    units = result_units(result)
+    """The take of a `SequenceResult` (raw or processed): the 52 units per frame (`units()`), the
+    eyes' angles from its gaze and the head's from its `head_pose` (`yaw_pitch_roll`). Rows left
+    NaN (gaps left open) are not written: a reader sees them as dropped frames. Raises ValueError
+    when the result's head does not carry the units."""
+    units = result.units().astype(np.float64)
     keep = ~np.isnan(units).any(axis=1)
-    head_pose = getattr(result, "head_pose", None)
-    head = (yaw_pitch_roll(np.asarray(head_pose))[keep] if head_pose is not None
-            else np.zeros((int(keep.sum()), 3)))
+    head = yaw_pitch_roll(np.asarray(result.head_pose, dtype=np.float64)[keep])
     eyes = yaw_pitch_roll(np.asarray(result.gaze, dtype=np.float64)[keep])
     return Take(times=np.asarray(result.times, dtype=np.float64)[keep], units=units[keep], head=np.nan_to_num(head),
                 eyes=np.nan_to_num(eyes))
@@ -284,9 +288,11 @@ def resample(times: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
 
 def result_from_take(take: Take, encoder: Any, fps: float, source: dict[str, Any] | None = None) -> Any:
     """A raw `SequenceResult` of `take` at `fps` (the scene's rate): the units through `encoder`'s
-    head table (`ExpressionEncoder.unit_parameters`, as the encoder's own output goes), frames
-    without a row marked as gaps (`found` False). A take carries no emotion: probabilities are
-    uniform and the intensity 1 (the intensity control's neutral value)."""
+    head table (`ExpressionEncoder.parameters`, as the encoder's own output goes), the head angles
+    as `head_pose` (`axis_angles`), frames without a row marked as gaps (`found` False). A take
+    carries no emotion: probabilities are uniform and the intensity 1 (the intensity control's
+    neutral value), and `SequenceResult.calibrated` leaves both so. It carries no face score
+    either: every row counts as confident (score 1), so Min confidence never drops one."""
     from .pipeline import SequenceResult
 
     if not fps > 0:
@@ -295,7 +301,7 @@ def result_from_take(take: Take, encoder: Any, fps: float, source: dict[str, Any
     found = rows >= 0
     units = np.full((len(frames), len(ARKIT_NAMES)), np.nan, dtype=np.float32)
     units[found] = take.units[rows[found]]
-    params = encoder.unit_parameters(np.nan_to_num(units))
+    params = encoder.parameters(np.nan_to_num(units))
     t = len(frames)
     emotions = list(encoder.emotions)
 
@@ -308,7 +314,8 @@ def result_from_take(take: Take, encoder: Any, fps: float, source: dict[str, Any
         frames=frames, fps=float(fps), found=found, unreadable=np.zeros(t, dtype=bool),
         expression=gaps(params["expression"]), jaw=gaps(params["jaw"]), eyelids=gaps(params["eyelids"]),
         gaze=gaps(params["gaze"]), emotion_probs=gaps(np.full((t, len(emotions)), 1.0 / len(emotions))),
-        intensity=gaps(np.ones(t)), expression_names=list(encoder.expression_names), emotions=emotions,
+        intensity=gaps(np.ones(t)), head_pose=gaps(axis_angles(take.head[np.maximum(rows, 0)])),
+        score=gaps(np.ones(t)), expression_names=list(encoder.expression_names), emotions=emotions,
         source=source or {"kind": "livelink", "rows": len(take.times)}, model=encoder.describe())
 
 
@@ -318,7 +325,7 @@ def select_rows(result: Any, keep: np.ndarray) -> Any:
 
     from .pipeline import PARAMETERS
 
-    per_row = ("frames", "found", "unreadable", *PARAMETERS)
+    per_row = ("frames", "found", "unreadable", "score", *PARAMETERS)
     return replace(result, **{name: getattr(result, name)[keep] for name in per_row})
 
 

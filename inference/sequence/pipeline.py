@@ -33,11 +33,11 @@ from ..perception.blendshapes import ARKIT_NAMES
 from .frames import FrameSource
 from .smoothing import OneEuroSettings, fill_gaps, one_euro
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: head pose and face score per frame (issue 13)
 # Rows per encoder call: one call per frame costs ~0.35 ms, a batch of 32 ~0.07 ms a row.
 ENCODER_BATCH = 32
 BLINKS = ("eyeBlinkLeft", "eyeBlinkRight")  # the eyelids' [left, right] as ARKit units
-PARAMETERS = ("expression", "jaw", "eyelids", "gaze", "emotion_probs", "intensity")
+PARAMETERS = ("expression", "jaw", "eyelids", "gaze", "emotion_probs", "intensity", "head_pose")
 DEFAULT_SMOOTHING = OneEuroSettings()
 MAX_PROBLEMS_KEPT = 20  # messages about unreadable frames kept verbatim; the count is always exact
 
@@ -57,6 +57,8 @@ class SequenceResult:
     gaze: np.ndarray  # (T, 2, 3) axis-angle of eye.L, eye.R
     emotion_probs: np.ndarray  # (T, K) `emotions` order, rows sum to 1
     intensity: np.ndarray  # (T,) 0..1
+    head_pose: np.ndarray  # (T, 3) axis-angle of the head in the camera (the Face's metric pose)
+    score: np.ndarray  # (T,) the face's detection (or tracking presence) score, NaN without a face
     expression_names: list[str]
     emotions: list[str]
     source: dict[str, Any]  # the source's describe()
@@ -92,7 +94,40 @@ class SequenceResult:
             gaze=self.gaze[row].astype(np.float64),
             emotion=self.emotions[int(np.nanargmax(probs))] if np.isfinite(probs).any() else "",
             emotion_probs=dict(zip(self.emotions, map(float, probs), strict=True)),
-            intensity=float(self.intensity[row]))
+            intensity=float(self.intensity[row]), head_pose=self.head_pose[row].astype(np.float64))
+
+    def units(self) -> np.ndarray:
+        """(T, 52) ARKit units, read back from the head's keys and eyelids where the keys are the
+        units themselves (the ICT head the encoder is trained for); ValueError otherwise."""
+        columns = [*self.expression_names, *BLINKS]
+        if not set(ARKIT_NAMES) <= set(columns):
+            raise ValueError("this result's expression keys are not the ARKit units")
+        values = np.concatenate([self.expression, self.eyelids], axis=1)
+        return values[:, [columns.index(u) for u in ARKIT_NAMES]]
+
+    def calibrated(self, neutral: Any, encoder: Any) -> SequenceResult:
+        """A copy read relative to the actor's `neutral` (`expression.calibration.Neutral`): units
+        rescaled, the head's parameters derived again through `encoder`'s ARKit table, emotion and
+        intensity relative to the rest. Rows without a face stay NaN."""
+        units = neutral.calibrate_units(self.units())
+        params = encoder.parameters(np.nan_to_num(units))
+        gaps = np.isnan(units).any(1)
+        arrays: dict[str, Any] = {
+            name: np.where(gaps.reshape(-1, *([1] * (value.ndim - 1))), np.nan, value).astype(np.float32)
+            for name, value in params.items()}
+        arrays["emotion_probs"] = neutral.calibrate_probs(self.emotion_probs, self.emotions).astype(np.float32)
+        arrays["intensity"] = neutral.calibrate_intensity(self.intensity).astype(np.float32)
+        return replace(self, **arrays)
+
+    def confident(self, min_score: float) -> SequenceResult:
+        """A copy where frames whose face score is below `min_score` count as frames without a face
+        (their values NaN), so `processed()` fills them as gaps."""
+        low = self.found & ~(np.nan_to_num(self.score, nan=0.0) >= min_score)
+        if not low.any():
+            return self
+        arrays: dict[str, Any] = {name: np.where(low.reshape(-1, *([1] * (getattr(self, name).ndim - 1))), np.nan,
+                                 getattr(self, name)).astype(np.float32) for name in PARAMETERS}
+        return replace(self, found=self.found & ~low, **arrays)
 
     def channels(self) -> tuple[list[str], np.ndarray]:
         """Every driven value as one (T, C) float32 matrix with a name per column:
@@ -118,6 +153,7 @@ class SequenceResult:
             if smoothing is not None:
                 values = one_euro(values, self.times, smoothing)
             arrays[name] = values.astype(np.float32)
+        # The score is evidence, not motion: kept per frame as read (NaN where no face was seen).
         with np.errstate(invalid="ignore"):
             probs = np.clip(arrays["emotion_probs"], 0.0, None)
             arrays["emotion_probs"] = probs / probs.sum(1, keepdims=True)
@@ -141,14 +177,14 @@ class SequenceResult:
             return cells.tolist()  # type: ignore[no-any-return]
 
         return {**self.summary(), "expression_names": self.expression_names, "emotions": self.emotions,
-                "frame_numbers": self.frames.tolist(), "found": self.found.tolist(),
+                "frame_numbers": self.frames.tolist(), "found": self.found.tolist(), "score": rows(self.score),
                 "emotion": self.emotion_labels, **{name: rows(getattr(self, name)) for name in PARAMETERS}}
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Everything as plain arrays (metadata as a JSON string), for `np.savez` without pickle."""
         meta = {"fps": self.fps, "expression_names": self.expression_names, "emotions": self.emotions,
                 "source": self.source, "model": self.model, "problems": self.problems, "processing": self.processing}
-        return {"frames": self.frames, "found": self.found, "unreadable": self.unreadable,
+        return {"frames": self.frames, "found": self.found, "unreadable": self.unreadable, "score": self.score,
                 **{name: getattr(self, name) for name in PARAMETERS}, "meta": np.array(json.dumps(meta))}
 
     @classmethod
@@ -157,6 +193,7 @@ class SequenceResult:
         parameters: dict[str, Any] = {name: np.asarray(data[name], dtype=np.float32) for name in PARAMETERS}
         return cls(frames=np.asarray(data["frames"], dtype=np.int64), fps=float(meta["fps"]),
                    found=np.asarray(data["found"], dtype=bool), unreadable=np.asarray(data["unreadable"], dtype=bool),
+                   score=np.asarray(data["score"], dtype=np.float32),
                    **parameters,
                    expression_names=list(meta["expression_names"]), emotions=list(meta["emotions"]),
                    source=meta["source"], model=meta["model"], problems=list(meta["problems"]),
@@ -295,6 +332,8 @@ class SequenceJob:
         self._found: list[bool] = []
         self._unreadable: list[bool] = []
         self._features: list[np.ndarray] = []
+        self._poses: list[np.ndarray] = []
+        self._scores: list[float] = []
         self._chunks: list[dict[str, np.ndarray]] = []
 
     @property
@@ -361,7 +400,12 @@ class SequenceJob:
             self._found.append(present)
             self._unreadable.append(False)
             if present:
-                self._features.append(encoder_input(perceived.faces[face_index]))
+                from ..expression.encoder import head_rotation
+
+                face = perceived.faces[face_index]
+                self._features.append(encoder_input(face))
+                self._poses.append(head_rotation(face.matrix))
+                self._scores.append(face.score)
         if len(self._numbers) >= self.pipeline.batch:
             self._flush()
 
@@ -372,17 +416,20 @@ class SequenceJob:
         found = np.array(self._found, dtype=bool)
         n = len(found)
         shapes = {"expression": (len(encoder.expression_names),), "jaw": (3,), "eyelids": (2,), "gaze": (2, 3),
-                  "emotion_probs": (len(encoder.emotions),), "intensity": ()}
+                  "emotion_probs": (len(encoder.emotions),), "intensity": (), "head_pose": (3,), "score": ()}
         chunk = {name: np.full((n, *shape), np.nan, dtype=np.float32) for name, shape in shapes.items()}
         if found.any():
             outputs = encoder.predict_arrays(np.stack(self._features))
-            for name in PARAMETERS:
+            outputs["head_pose"] = np.array(self._poses)
+            outputs["score"] = np.array(self._scores)
+            for name in (*PARAMETERS, "score"):
                 chunk[name][found] = outputs[name].reshape(len(self._features), *shapes[name])
         chunk["frames"] = np.array(self._numbers, dtype=np.int64)
         chunk["found"] = found
         chunk["unreadable"] = np.array(self._unreadable, dtype=bool)
         self._chunks.append(chunk)
         self._numbers, self._found, self._unreadable, self._features = [], [], [], []
+        self._poses, self._scores = [], []
 
     def _finish(self) -> None:
         self._flush()
@@ -397,7 +444,7 @@ class SequenceJob:
             self._problems.append(f"... {self.unreadable_count - len(self._problems)} more unreadable frames.")
         result = SequenceResult(
             frames=joined["frames"], fps=self.source.fps, found=joined["found"], unreadable=joined["unreadable"],
-            **{name: joined[name] for name in PARAMETERS},
+            **{name: joined[name] for name in PARAMETERS}, score=joined["score"],
             expression_names=list(self.pipeline.encoder.expression_names),
             emotions=list(self.pipeline.encoder.emotions), source=self.source.describe(),
             model=self.pipeline.encoder.describe(), problems=self._problems)

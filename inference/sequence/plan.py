@@ -21,6 +21,7 @@ from ..perception.blendshapes import ARKIT_NAMES
 from ..retarget.plan import INTENSITY_PROPERTY, PREDICTED_INTENSITY_PROPERTY, Plan, ReconstructError, weight_property
 
 Column = tuple[str, int]  # (custom property, array index)
+CONFIDENCE_PROPERTY = "fields_confidence"  # the face score per frame, keyed on the target (issue 13)
 
 
 @dataclass
