@@ -5,8 +5,9 @@ the performance at the scene's frame rate.
 standing in for the camera: settings read once, the target checked with an all-zero frame (the
 photo's planner), then the camera opened and `inference.sequence.live.LiveCapture`'s camera and
 tracking threads started; every error is raised before the scene changes. `tick()` (one per
-timer event) puts the newest expression on the target through the photo path (`plan` then
-`apply.apply_plan`) and follows the Record toggle; a finished recording is keyed by
+timer event) puts the newest expression on the target through the photo path (calibrated against
+the head's stored neutral when Calibrate is on, frames below Min confidence skipped, then `plan`
+with the target's mapping rows and `apply.apply_plan`) and follows the Record toggle; a finished recording is keyed by
 `sequence.SequenceRun` with the recording in place of a file, so it goes through exactly the gap
 filling, smoothing, planning and keying of Apply to Sequence. `stop()` ends the threads and
 releases the camera. The operator adds the timer and status text and removes them on every way
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import bpy
 
 from . import apply, preferences, sessions, settings
-from .common import FieldsTargetMixin, missing_runtime, planner, resolve_target, sentence
+from .common import FieldsTargetMixin, missing_runtime, planner, resolve_target, sentence, target_neutral
 
 if TYPE_CHECKING:
     from bpy._typing.rna_enums import OperatorReturnItems
@@ -49,6 +50,14 @@ class LiveSession:
         pipeline = sessions.sequence_pipeline(options.seq_face - 1, encoder_path)
         self.plan_frame = planner(context, pipeline.encoder, target, parts)
         self.plan_frame(neutral_expression(list(pipeline.encoder.expression_names)))  # the target takes it
+        # Issue 13's controls, as Reconstruct and Apply to Sequence use them: the head's stored
+        # neutral (Calibrate) and Min confidence. A damaged or foreign neutral fails here, before the camera opens.
+        self.encoder = pipeline.encoder
+        self.neutral = target_neutral(context, target)
+        if self.neutral is not None:
+            emotions = list(self.encoder.emotions)
+            self.neutral.calibrate_probs([1.0 / len(emotions)] * len(emotions), emotions)
+        self.min_confidence = options.seq_min_confidence
         self.capture = LiveCapture(self.camera, pipeline.perception, pipeline.encoder, face=options.seq_face - 1,
                                    pace=pace).start()
         self._muted: list[Any] = []
@@ -94,7 +103,12 @@ class LiveSession:
         if frame is None or frame.number == self.last_number or frame.expression is None:
             return False
         self.last_number = frame.number
-        apply.apply_plan(target, self.plan_frame(frame.expression), frame.expression.intensity, None)
+        if self.min_confidence > 0 and not frame.score >= self.min_confidence:
+            return False  # a weak face: the head holds the last confident frame, as a gap would
+        expression = frame.expression
+        if self.neutral is not None:
+            expression = self.encoder.calibrated(expression, self.neutral)
+        apply.apply_plan(target, self.plan_frame(expression), expression.intensity, None)
         self.applied += 1
         self.latencies_ms.append((time.perf_counter() - frame.captured) * 1000)
         return True

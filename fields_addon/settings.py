@@ -86,7 +86,8 @@ class FIELDS_PG_settings(bpy.types.PropertyGroup):
         name="Neutral from",
         description="What Set Neutral reads the actor's resting face from",
         items=(("PHOTO", "Photo", "The photo chosen above (Photo), its only or chosen face"),
-               ("FRAMES", "Frames", "Frames First to Last of the sequence chosen in Apply to Sequence"),
+               ("FRAMES", "Frames", "Frames First to Last of the sequence chosen in Apply to Sequence "
+                "(a video, images, or a Live Link Face take at the scene's rate)"),
                ("AUTO", "Auto", "The calmest half second of the sequence chosen in Apply to Sequence")),
         default="PHOTO")
     neutral_first: bpy.props.IntProperty(  # type: ignore[valid-type]

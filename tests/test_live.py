@@ -58,6 +58,11 @@ def test_every_frame_matches_apply_to_sequence(networks, clip) -> None:
     found = reference.found
     assert np.abs(raw.expression[found] - reference.expression[found]).max() < 1e-4
     assert np.abs(raw.jaw[found] - reference.jaw[found]).max() < 1e-4
+    # Issue 13's per-frame head pose and face score too, so Min confidence and calibration treat a
+    # recording as they treat a video.
+    assert np.abs(raw.head_pose[found] - reference.head_pose[found]).max() < 1e-4
+    assert np.abs(raw.score[found] - reference.score[found]).max() < 1e-5 and np.isnan(raw.score[~found]).all()
+    assert raw.confident(0.0).found.tolist() == found.tolist()
     # The recording is a raw result like a video's: gap filling and smoothing apply unchanged.
     processed = raw.processed()
     assert np.isfinite(processed.expression).all() and not raw.found[12:14].any()

@@ -217,3 +217,101 @@ def test_cli_csv_in_and_out(tmp_path: Path) -> None:
 
 def test_errors_are_fields_errors() -> None:
     assert issubclass(LiveLinkError, FieldsError)
+
+
+# Issue 13's controls on a take (the merge of issues 13 and 14): head pose both ways, confidence,
+# calibration and the mapping editor's rows, as a video gets them.
+
+def test_head_angles_convert_both_ways() -> None:
+    rng = np.random.default_rng(3)
+    angles = np.column_stack([rng.uniform(-1.2, 1.2, 50), rng.uniform(-1.4, 1.4, 50), rng.uniform(-1.2, 1.2, 50)])
+    assert np.abs(livelink.yaw_pitch_roll(livelink.axis_angles(angles)) - angles).max() < 1e-9
+    # The convention, by example: a turn about +y (up) is a yaw, about +x a pitch, about +z (forward) a roll.
+    assert livelink.yaw_pitch_roll(np.array([0.0, 0.3, 0.0])) == pytest.approx([0.3, 0.0, 0.0])
+    assert livelink.yaw_pitch_roll(np.array([0.3, 0.0, 0.0])) == pytest.approx([0.0, 0.3, 0.0])
+    assert livelink.yaw_pitch_roll(np.array([0.0, 0.0, 0.3])) == pytest.approx([0.0, 0.0, 0.3])
+    assert np.isnan(livelink.yaw_pitch_roll(np.full(3, np.nan))).all()  # a gap left open stays one
+
+
+def test_a_takes_head_angles_become_its_head_pose_and_go_back_out(encoder: ExpressionEncoder, tmp_path: Path) -> None:
+    take = random_take(count=30, fps=30.0, seed=5)
+    result = result_from_take(take, encoder, 30.0)
+    assert result.head_pose.shape == (30, 3)
+    assert np.abs(result.head_pose - livelink.axis_angles(take.head)).max() < 1e-6
+    back = read_take(write_result(tmp_path / "again.csv", result.processed(smoothing=None)))
+    assert np.abs(back.head - take.head).max() < 1e-5
+
+
+def test_export_writes_the_tracked_head_pose(encoder: ExpressionEncoder, tmp_path: Path) -> None:
+    """A video's head pose (issue 13's `head_pose`) is written as HeadYaw/Pitch/Roll, not zeros."""
+    from inference.sequence.frames import open_source
+
+    video = write_video(tmp_path / "clip.avi", (moving_frame(i, 12) for i in range(12)), fps=24.0)
+    raw = SequencePipeline(encoder=encoder).run(open_source(video))
+    take = read_take(write_result(tmp_path / "take.csv", raw))
+    assert np.abs(take.head).max() > 1e-3
+    assert np.abs(take.head - livelink.yaw_pitch_roll(raw.head_pose[raw.found])).max() < 1e-7
+    back = livelink.read_result(tmp_path / "take.csv", encoder, fps=24)
+    assert np.abs(back.head_pose - raw.head_pose).max() < 1e-4
+
+
+def test_a_take_counts_as_confident(encoder: ExpressionEncoder) -> None:
+    take = random_take(count=13, fps=12.0)
+    result = result_from_take(take, encoder, 24.0)  # every other frame is a gap
+    assert (result.score[result.found] == 1.0).all() and np.isnan(result.score[~result.found]).all()
+    assert result.confident(1.0).found.tolist() == result.found.tolist()
+
+
+def test_a_take_is_calibrated_in_its_units_only(encoder: ExpressionEncoder) -> None:
+    from inference.expression.calibration import Neutral, rescale
+
+    take = random_take(count=20, fps=30.0, seed=7)
+    raw = result_from_take(take, encoder, 30.0)
+    rest = take.units[:5]
+    # A rest read by the encoder elsewhere (a photo): its emotion bias must not invent an emotion in a take.
+    probs = np.array([0.05, 0.6, 0.05, 0.05, 0.05, 0.1, 0.05, 0.05])
+    neutral = Neutral.from_rows(rest, np.tile(probs, (5, 1)), np.full(5, 0.4), encoder.emotions, source="photo")
+    calibrated = raw.calibrated(neutral, encoder)
+    assert np.abs(calibrated.units() - rescale(take.units, neutral.units)).max() < 1e-5
+    assert np.array_equal(calibrated.emotion_probs, raw.emotion_probs)  # uniform: a take reads no emotion
+    assert np.array_equal(calibrated.intensity, raw.intensity)
+    assert np.array_equal(calibrated.head_pose, raw.head_pose) and np.array_equal(calibrated.score, raw.score)
+
+
+def test_a_takes_frames_are_planned_through_the_mapping_editors_rows(encoder: ExpressionEncoder) -> None:
+    from inference.expression.encoder import FaceModelContract
+    from inference.retarget.mapping import Mapping, Row
+    from inference.retarget.plan import PARTS, Target, plan
+    from inference.sequence.plan import sequence_channels
+
+    take = random_take(count=10, fps=30.0, seed=9)
+    result = result_from_take(take, encoder, 30.0).processed(smoothing=None)
+    mapping = Mapping((Row("mouthSmileLeft", "Grin", gain=0.5), Row("jawOpen", "jaw", "bone", 0, 0.3)))
+    rig = Target("Rig", ("Grin",), bones=("jaw",), mapping=mapping)
+    source = FaceModelContract("ICT head", "ict_head.npz", "0" * 64, tuple(encoder.expression_names))
+    channels = sequence_channels(result, lambda expression: plan(expression, source, rig, PARTS))
+    assert channels.first_plan.route == "mapping"
+    grin = channels.values[:, channels.columns.index(("fields_w_Grin", 0))]
+    assert np.abs(grin - 0.5 * take.units[:, ARKIT_NAMES.index("mouthSmileLeft")]).max() < 1e-5
+    jaw = channels.values[:, channels.columns.index(("fields_w_jaw", 0))]
+    assert np.abs(jaw - 0.3 * take.units[:, ARKIT_NAMES.index("jawOpen")]).max() < 1e-5
+
+
+def test_cli_calibrates_a_take(tmp_path: Path) -> None:
+    """`python -m inference take.csv --neutral 0:5 --out p.npz`: the take read relative to its frames 0-5."""
+    from inference.expression.calibration import rescale
+
+    take = random_take(count=24, fps=24.0, seed=11)
+    csv_in = write_take(tmp_path / "take.csv", take)
+    done = run_cli(str(csv_in), "--neutral", "0:5", "--out", str(tmp_path / "p.npz"), "--fps", "24",
+                   "--no-smoothing", "--min-confidence", "0.9")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["neutral"]["source"] == f"'{csv_in}' frames 0-5" and summary["faces_found"] == 24
+    rest = np.clip(np.median(take.units[:6], axis=0), 0, 1)
+    assert np.abs(load_result(tmp_path / "p.npz").units() - rescale(take.units, rest)).max() < 1e-4
+    # A range outside the take: one line naming it and the frames it has; nothing written.
+    outside = run_cli(str(csv_in), "--neutral", "900:905", "--out", str(tmp_path / "q.npz"), "--fps", "24")
+    assert outside.returncode == 1 and not (tmp_path / "q.npz").exists()
+    assert outside.stderr.strip().splitlines() == [
+        f"error: The neutral frames 900-905 are outside '{csv_in}', whose frames read are 0-23."]

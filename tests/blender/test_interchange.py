@@ -129,3 +129,85 @@ def test_export_with_nothing_keyed_writes_nothing(blender, monkeypatch, tmp_path
     with pytest.raises(RuntimeError, match="does not exist|cannot be opened"):
         bpy.ops.fields.export_livelink(filepath=str(out), source="RESULT")
     assert not out.exists() and PREDICTED_INTENSITY_PROPERTY not in bpy.context.active_object.keys()
+
+
+# Issue 13's controls on a take (the merge of issues 13 and 14): the head's neutral, confidence,
+# the mapping editor's rows and the head pose reach a CSV take exactly as they reach a video.
+
+def test_csv_take_is_calibrated_by_the_heads_neutral(blender, monkeypatch, tmp_path) -> None:
+    import json
+
+    from inference.expression.calibration import NEUTRAL_PROPERTY, rescale
+    from inference.sequence.plan import CONFIDENCE_PROPERTY
+
+    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    head = add_ict_head()
+    bpy.context.scene.render.fps = 30
+    take = make_take(tmp_path / "take.csv", count=30, fps=30.0, seed=4)
+    settings = use_csv(tmp_path / "take.csv")
+    settings.neutral_from, settings.neutral_first, settings.neutral_last = "FRAMES", 1, 5
+    assert bpy.ops.fields.set_neutral() == {"FINISHED"}
+    assert json.loads(head[NEUTRAL_PROPERTY])["source"] == f"'{tmp_path / 'take.csv'}' frames 1-5"
+    assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
+    expected = rescale(take.units, np.clip(np.median(take.units[:5], axis=0), 0, 1))
+    for unit in ("mouthSmileLeft", "jawOpen", "browInnerUp"):
+        keys = frames_of(head, f'["fields_w_{unit}"]')
+        assert np.abs(keys[:, 1] - expected[:, ARKIT_NAMES.index(unit)]).max() < 1e-4, unit
+    # A take has no face score: every row is confident, keyed at 1, and Min confidence drops none.
+    assert (frames_of(head, f'["{CONFIDENCE_PROPERTY}"]')[:, 1] == 1.0).all()
+    settings.use_neutral, settings.seq_min_confidence = False, 1.0
+    assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
+    keys = frames_of(head, '["fields_w_mouthSmileLeft"]')
+    assert len(keys) == 30 and np.abs(keys[:, 1] - take.units[:, ARKIT_NAMES.index("mouthSmileLeft")]).max() < 1e-4
+
+
+def test_neutral_range_outside_a_take_is_one_error_and_changes_nothing(blender, monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    head = add_ict_head()
+    bpy.context.scene.render.fps = 30
+    make_take(tmp_path / "take.csv", count=30, fps=30.0)
+    settings = use_csv(tmp_path / "take.csv")
+    settings.neutral_from, settings.neutral_first, settings.neutral_last = "FRAMES", 500, 510
+    before, props, hooks = scene_state(), target_state(head), handlers()
+    with pytest.raises(RuntimeError) as raised:
+        bpy.ops.fields.set_neutral()
+    assert str(raised.value).strip().splitlines()[-1].endswith(
+        f"The neutral frames 500-510 are outside '{tmp_path / 'take.csv'}', whose frames read are 1-30.")
+    assert scene_state() == before and target_state(head) == props and handlers() == hooks
+
+
+def test_csv_take_drives_a_rig_through_its_mapping_rows(blender, monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    bpy.ops.mesh.primitive_cube_add()
+    rig = bpy.context.active_object
+    rig.shape_key_add(name="Basis")
+    for name in ("Grin", "jawOpen"):
+        rig.shape_key_add(name=name).value = 0.0
+    row = rig.fields_mapping.add()
+    row.unit, row.target, row.gain = "mouthSmileLeft", "Grin", 0.5  # the mapping editor's row wins over names
+    bpy.context.scene.render.fps = 30
+    take = make_take(tmp_path / "take.csv", count=12, fps=30.0)
+    use_csv(tmp_path / "take.csv")
+    assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
+    grin = frames_of(rig, '["fields_w_Grin"]')
+    assert np.abs(grin[:, 1] - 0.5 * take.units[:, ARKIT_NAMES.index("mouthSmileLeft")]).max() < 1e-4
+    assert "fields_w_jawOpen" not in rig.keys()  # no row for it: not driven, though its name is a unit
+    rig.fields_mapping.clear()  # without rows, names again
+    assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
+    jaw = frames_of(rig, '["fields_w_jawOpen"]')[:, 1]
+    assert np.abs(jaw - take.units[:, ARKIT_NAMES.index("jawOpen")]).max() < 1e-4
+
+
+def test_head_angles_go_through_import_and_export(blender, monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    add_ict_head()
+    bpy.context.scene.render.fps = 30
+    rng = np.random.default_rng(2)
+    take = make_take(tmp_path / "plain.csv", count=20, fps=30.0)
+    take.head = rng.uniform(-0.5, 0.5, (20, 3))
+    write_take(tmp_path / "take.csv", take)
+    use_csv(tmp_path / "take.csv")
+    assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
+    out = tmp_path / "out.csv"
+    assert bpy.ops.fields.export_livelink(filepath=str(out), source="RESULT") == {"FINISHED"}
+    assert np.abs(read_take(out).head - take.head).max() < 1e-5

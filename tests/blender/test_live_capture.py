@@ -122,3 +122,51 @@ def test_target_without_keys_is_refused_before_the_camera_opens(blender, camera_
     bpy.ops.mesh.primitive_cube_add()
     with pytest.raises(Exception, match="has no shape keys"):
         live().LiveSession(bpy.context, camera=str(camera_file))
+
+
+def test_live_preview_and_recording_are_calibrated_by_the_heads_neutral(blender, camera_file, monkeypatch,
+                                                                         tmp_path) -> None:
+    """Issue 13's neutral on live capture: each previewed frame and the keyed recording are read
+    relative to the head's stored neutral, exactly as Apply to Sequence reads the same clip."""
+    from inference.expression.calibration import NEUTRAL_PROPERTY, Neutral
+    from inference.expression.encoder import ExpressionEncoder
+    from inference.perception.blendshapes import ARKIT_NAMES
+    from inference.perception.pipeline import Perception
+    from inference.sequence.frames import open_source
+    from inference.sequence.pipeline import SequencePipeline
+
+    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    encoder = ExpressionEncoder()
+    emotions = list(encoder.emotions)
+    neutral = Neutral.from_rows(np.full((1, 52), 0.2), np.full((1, len(emotions)), 1 / len(emotions)),
+                                np.array([0.3]), emotions, source="test rest")
+    head = add_ict_head()
+    head[NEUTRAL_PROPERTY] = neutral.to_json()
+    bpy.context.scene.render.fps = 25
+    bpy.context.scene.frame_current = 1
+    configure(Path(""), "VIDEO", seq_smooth=False)
+    bpy.context.scene.fields.live_record = True
+    session = live().LiveSession(bpy.context, camera=str(camera_file), pace=False)
+    try:
+        assert run_to_end(session) >= 1
+        newest = session.capture.latest()
+        plan = session.plan_frame(encoder.calibrated(newest.expression, neutral))
+        for name, value in plan.weights.items():
+            assert head[f"fields_w_{name}"] == pytest.approx(value, abs=1e-5)
+    finally:
+        session.stop(bpy.context)
+    reference = SequencePipeline(perception=Perception(max_faces=1), encoder=encoder).run(open_source(camera_file))
+    expected = reference.calibrated(neutral, encoder).processed(smoothing=None).units()
+    for unit in ("jawOpen", "mouthSmileLeft"):
+        keys = frames_of(head, f'["fields_w_{unit}"]')
+        assert np.abs(keys[:, 1] - expected[: len(keys), ARKIT_NAMES.index(unit)]).max() < 1e-4, unit
+
+
+def test_live_preview_skips_frames_below_min_confidence(blender, camera_file) -> None:
+    add_ict_head()
+    configure(Path(""), "VIDEO", seq_min_confidence=1.0)  # no tracked face scores a full 1
+    session = live().LiveSession(bpy.context, camera=str(camera_file), pace=False)
+    try:
+        assert run_to_end(session) == 0 and session.capture.latest().expression is not None
+    finally:
+        session.stop(bpy.context)
