@@ -74,7 +74,8 @@ def action_take(target: bpy.types.Object, fps: float) -> Any:
 
 def _sequence_result(context: bpy.types.Context, path: str) -> Any:
     """The result to export: the .npz at `path` (a raw one processed with the panel's settings), or
-    the panel's source when its reading is cached (or is a CSV), processed as Apply to Sequence would."""
+    the panel's source when its reading is cached (or is a CSV), prepared as Apply to Sequence keys
+    it (Min confidence, the target's neutral when Calibrate is on, gaps and smoothing)."""
     from ..inference.retarget.plan import ReconstructError
     from ..inference.sequence.pipeline import load_result
     from .sequence import GAPS, SequenceRun
@@ -94,7 +95,7 @@ def _sequence_result(context: bpy.types.Context, path: str) -> Any:
         run.cancel()
         raise ReconstructError(f"{run.name} has not been read yet: press Apply to Sequence first (the export "
                                "reads its cached result).")
-    return run.job.result().processed(gaps=run.gaps, smoothing=run.smoothing)
+    return run.prepared(run.job.result())[1]
 
 
 class FIELDS_OT_export_livelink(FieldsTargetMixin, bpy.types.Operator):

@@ -190,6 +190,14 @@ class SequenceRun:
     def cancel(self) -> None:
         self.job.cancel()
 
+    def prepared(self, raw: Any) -> tuple[Any, Any]:
+        """(the raw result with Min confidence and the head's neutral applied, that processed with
+        the gap and smoothing settings): what is keyed, and what Export Sequence writes."""
+        used = raw.confident(self.min_confidence) if self.min_confidence > 0 else raw
+        if self.neutral is not None:
+            used = used.calibrated(self.neutral, self.pipeline.encoder)
+        return used, used.processed(gaps=self.gaps, smoothing=self.smoothing)
+
     def finish(self, context: bpy.types.Context) -> list[tuple[str, str]]:
         """Plan and key every frame; returns the reports, (level, sentence)."""
         import numpy as np
@@ -199,10 +207,7 @@ class SequenceRun:
 
         target = self.check_target()
         raw = self.job.result()
-        used = raw.confident(self.min_confidence) if self.min_confidence > 0 else raw
-        if self.neutral is not None:
-            used = used.calibrated(self.neutral, self.pipeline.encoder)
-        result = used.processed(gaps=self.gaps, smoothing=self.smoothing)
+        used, result = self.prepared(raw)
         channels = sequence_channels(result, self._plan_for(context, target), key_intensity=self.key_intensity,
                                      name=self.name)
         # The face score as read, per frame (no key where no face was seen), beside the weights.

@@ -155,6 +155,9 @@ def test_csv_take_is_calibrated_by_the_heads_neutral(blender, monkeypatch, tmp_p
         assert np.abs(keys[:, 1] - expected[:, ARKIT_NAMES.index(unit)]).max() < 1e-4, unit
     # A take has no face score: every row is confident, keyed at 1, and Min confidence drops none.
     assert (frames_of(head, f'["{CONFIDENCE_PROPERTY}"]')[:, 1] == 1.0).all()
+    # Export Sequence writes what was keyed: the calibrated take.
+    assert bpy.ops.fields.export_livelink(filepath=str(tmp_path / "out.csv"), source="RESULT") == {"FINISHED"}
+    assert np.abs(read_take(tmp_path / "out.csv").units - expected).max() < 1e-4
     settings.use_neutral, settings.seq_min_confidence = False, 1.0
     assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
     keys = frames_of(head, '["fields_w_mouthSmileLeft"]')
