@@ -6,9 +6,9 @@ inside operators, never at enable time.
 
 from __future__ import annotations
 
-from . import artist, head, panel, preferences, reconstruct, sequence, settings
+from . import artist, head, interchange, live, panel, preferences, reconstruct, sequence, settings
 
-_modules = (preferences, settings, head, reconstruct, sequence, panel, artist)
+_modules = (preferences, settings, head, reconstruct, sequence, interchange, live, panel, artist)
 
 
 def register() -> None:

@@ -279,3 +279,15 @@ def key_channels(obj: bpy.types.Object, columns: list[tuple[str, int]], keys: li
         written += curve_keys.count
     obj.update_tag()
     return written
+
+
+def action_fcurves(owner: Any) -> list[Any]:
+    """The F-curves of `owner`'s action (its slot's channelbag; Blender 5.0 removed Action.fcurves), or []."""
+    from bpy_extras import anim_utils
+
+    animation = getattr(owner, "animation_data", None)
+    if animation is None or animation.action is None:
+        return []
+    channelbag = anim_utils.action_get_channelbag_for_slot(  # type: ignore[func-returns-value]
+        animation.action, animation.action_slot)
+    return list(channelbag.fcurves) if channelbag is not None else []

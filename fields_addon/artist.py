@@ -60,12 +60,21 @@ def _sequence_neutral(context: bpy.types.Context, automatic: bool) -> Any:
         if last < first:
             raise ReconstructError(f"The neutral frames {options.neutral_first}-{options.neutral_last} are empty: "
                                    "Last must be at least First.")
-    if os.path.isfile(path) and os.path.splitext(path)[1].lower() in IMAGE_SUFFIXES:
-        source: Any = FolderSource(os.path.dirname(path), first, last, 1, like=os.path.basename(path))
-    else:
-        source = open_source(path, first, last, 1)
     pipeline = sessions.sequence_pipeline(options.seq_face - 1, bpy.path.abspath(preferences.get(context).encoder_path))
-    raw = pipeline.run(source, cache_dir=cache_dir())
+    if options.seq_source == "CSV":  # a Live Link Face take, at the scene's rate as Apply to Sequence reads it
+        from ..inference.payloads import read_livelink
+
+        render = context.scene.render
+        # A range is looked for in the whole take (reading one is cheap), so a range outside it is
+        # reported as the neutral's, naming the frames the take has.
+        raw = read_livelink(path, render.fps / render.fps_base, options.seq_timecode_fps,
+                            *((first, last) if automatic else (0, None)), encoder=pipeline.encoder)
+    else:
+        if os.path.isfile(path) and os.path.splitext(path)[1].lower() in IMAGE_SUFFIXES:
+            source: Any = FolderSource(os.path.dirname(path), first, last, 1, like=os.path.basename(path))
+        else:
+            source = open_source(path, first, last, 1)
+        raw = pipeline.run(source, cache_dir=cache_dir())
     spec = NeutralSpec("auto") if automatic else NeutralSpec("frames", start=first, end=int(last or 0))
     return sequence_neutral(spec, raw, f"'{path}'", first_number=1)  # the panel counts frames from 1
 

@@ -86,6 +86,9 @@ class FIELDS_PT_apply_sequence(FieldsSidebar):
             column.prop(options, "seq_directory")
         elif options.seq_source == "CLIP":
             column.template_ID(options, "seq_clip", open="clip.open")
+        elif options.seq_source == "CSV":
+            column.prop(options, "seq_csv_path")
+            column.prop(options, "seq_timecode_fps")
         else:
             column.template_ID(options, "seq_image", open="image.open")
         frames = column.column(align=True)
@@ -108,8 +111,26 @@ class FIELDS_PT_apply_sequence(FieldsSidebar):
         layout.operator("fields.apply_sequence", icon="SEQUENCE")
         if options.seq_result:
             layout.label(text=options.seq_result, icon="INFO")
+        export = layout.row(align=True)
+        export.operator("fields.export_livelink", text="Export Keyed Head", icon="EXPORT").source = "ACTION"
+        export.operator("fields.export_livelink", text="Export Sequence", icon="EXPORT").source = "RESULT"
 
 
-classes = (FIELDS_PT_reconstruct, FIELDS_PT_apply_sequence)
+class FIELDS_PT_live(FieldsSidebar):
+    bl_label = "Live capture"
+    bl_idname = "FIELDS_PT_live"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        options = settings.get(context)
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        layout.prop(options, "live_camera")
+        layout.prop(options, "live_record", icon="REC")
+        layout.operator("fields.live_capture", icon="OUTLINER_OB_CAMERA")
+        layout.label(text="Apply, gaps and smoothing: as in Apply to sequence", icon="INFO")
+
+
+classes = (FIELDS_PT_reconstruct, FIELDS_PT_apply_sequence, FIELDS_PT_live)
 # fake-bpy-module types the factory as returning None; it returns (register, unregister).
 register, unregister = bpy.utils.register_classes_factory(classes)  # type: ignore[func-returns-value, misc]

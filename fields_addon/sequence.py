@@ -1,5 +1,5 @@
-"""The "Apply to sequence" operator: a video, an image folder, or a clip or image sequence loaded in
-Blender, read frame by frame and keyed on the target in one go.
+"""The "Apply to sequence" operator: a video, an image folder, a clip or image sequence loaded in
+Blender, or a Live Link Face CSV take, read frame by frame and keyed on the target in one go.
 
 Three small parts. `SequenceRun` reads the settings once, opens the source and starts a bpy-free
 `inference.sequence` job (a cache hit is already finished), and at the end plans every frame as a
@@ -47,6 +47,10 @@ def _sequence_path(options: Any) -> str:
     from ..inference.retarget.plan import ReconstructError
 
     kind = options.seq_source
+    if kind == "CSV":
+        if not options.seq_csv_path:
+            raise ReconstructError("No Live Link Face CSV is chosen: pick a .csv file in Apply to Sequence.")
+        return bpy.path.abspath(options.seq_csv_path)
     if kind == "VIDEO":
         if not options.seq_filepath:
             raise ReconstructError("No video is chosen: pick a video file in Apply to Sequence.")
@@ -68,12 +72,37 @@ def _sequence_path(options: Any) -> str:
                            "use Reconstruct for a photo.")
 
 
+class ReadyJob:
+    """A finished job holding a raw result already in hand (a Live Link Face take, a live
+    recording), so it is keyed exactly as a cache hit is."""
+
+    finished = True
+    from_cache = False
+    fps = 0.0
+    eta_s = None
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self.total = self.done = len(raw.frames)
+
+    def step(self, budget_s: float | None = None) -> bool:
+        return True
+
+    def cancel(self) -> None:
+        pass
+
+    def result(self) -> Any:
+        return self._raw
+
+
 class SequenceRun:
     """One apply: settings read once, the source opened and the job started in __init__ (every
     error about the source or the target is raised there, before any work); `step()` advances;
     `finish()` writes everything; `cancel()` drops the job."""
 
-    def __init__(self, context: bpy.types.Context) -> None:
+    def __init__(self, context: bpy.types.Context, recorded: Any = None, recorded_name: str = "") -> None:
+        """`recorded`: a raw `SequenceResult` already in hand (live capture's recording) keyed in
+        place of the panel's source, through the same processing and planning."""
         from ..inference.retarget.plan import PARTS
         from ..inference.sequence.frames import IMAGE_SUFFIXES, FolderSource, open_source
         from ..inference.sequence.plan import neutral_expression
@@ -94,7 +123,7 @@ class SequenceRun:
         self.target_start = options.seq_target_start
         render = context.scene.render
         self.scene_fps = render.fps / render.fps_base
-        path = _sequence_path(options)
+        path = _sequence_path(options) if recorded is None else recorded_name
         last = options.seq_frame_last - 1 if options.seq_frame_last else None
         if last is not None and last < options.seq_frame_first - 1:
             from ..inference.retarget.plan import ReconstructError
@@ -102,7 +131,10 @@ class SequenceRun:
             raise ReconstructError(f"The frame range {options.seq_frame_first}-{options.seq_frame_last} is "
                                    "empty: Last must be 0 (to the end) or at least First.")
         first = options.seq_frame_first - 1
-        if os.path.isfile(path) and os.path.splitext(path)[1].lower() in IMAGE_SUFFIXES:  # an image sequence
+        self.source: Any = None
+        if recorded is not None or options.seq_source == "CSV":
+            pass  # no frames to read: a take, resampled at the scene's rate
+        elif os.path.isfile(path) and os.path.splitext(path)[1].lower() in IMAGE_SUFFIXES:  # an image sequence
             self.source = FolderSource(os.path.dirname(path), first, last, options.seq_frame_step,
                                        like=os.path.basename(path))
         else:
@@ -114,7 +146,15 @@ class SequenceRun:
         self.pipeline = sessions.sequence_pipeline(options.seq_face - 1, encoder_path)
         # The target must take this encoder's output: checked now, not after minutes of video.
         self._plan_for(context, target)(neutral_expression(list(self.pipeline.encoder.expression_names)))
-        self.job = self.pipeline.start(self.source, cache_dir=cache_dir())
+        if recorded is not None:
+            self.job: Any = ReadyJob(recorded)
+        elif self.source is None:
+            from ..inference.payloads import read_livelink
+
+            self.job = ReadyJob(read_livelink(path, self.scene_fps, options.seq_timecode_fps, first, last,
+                                              options.seq_frame_step, encoder=self.pipeline.encoder))
+        else:
+            self.job = self.pipeline.start(self.source, cache_dir=cache_dir())
 
     def _plan_for(self, context: bpy.types.Context, target: bpy.types.Object) -> Any:
         return planner(context, self.pipeline.encoder, target, self.parts)
@@ -151,6 +191,14 @@ class SequenceRun:
     def cancel(self) -> None:
         self.job.cancel()
 
+    def prepared(self, raw: Any) -> tuple[Any, Any]:
+        """(the raw result with Min confidence and the head's neutral applied, that processed with
+        the gap and smoothing settings): what is keyed, and what Export Sequence writes."""
+        used = raw.confident(self.min_confidence) if self.min_confidence > 0 else raw
+        if self.neutral is not None:
+            used = used.calibrated(self.neutral, self.pipeline.encoder)
+        return used, used.processed(gaps=self.gaps, smoothing=self.smoothing)
+
     def finish(self, context: bpy.types.Context) -> list[tuple[str, str]]:
         """Plan and key every frame; returns the reports, (level, sentence)."""
         import numpy as np
@@ -160,10 +208,7 @@ class SequenceRun:
 
         target = self.check_target()
         raw = self.job.result()
-        used = raw.confident(self.min_confidence) if self.min_confidence > 0 else raw
-        if self.neutral is not None:
-            used = used.calibrated(self.neutral, self.pipeline.encoder)
-        result = used.processed(gaps=self.gaps, smoothing=self.smoothing)
+        used, result = self.prepared(raw)
         channels = sequence_channels(result, self._plan_for(context, target), key_intensity=self.key_intensity,
                                      name=self.name)
         # The face score as read, per frame (no key where no face was seen), beside the weights.

@@ -86,7 +86,8 @@ class FIELDS_PG_settings(bpy.types.PropertyGroup):
         name="Neutral from",
         description="What Set Neutral reads the actor's resting face from",
         items=(("PHOTO", "Photo", "The photo chosen above (Photo), its only or chosen face"),
-               ("FRAMES", "Frames", "Frames First to Last of the sequence chosen in Apply to Sequence"),
+               ("FRAMES", "Frames", "Frames First to Last of the sequence chosen in Apply to Sequence "
+                "(a video, images, or a Live Link Face take at the scene's rate)"),
                ("AUTO", "Auto", "The calmest half second of the sequence chosen in Apply to Sequence")),
         default="PHOTO")
     neutral_first: bpy.props.IntProperty(  # type: ignore[valid-type]
@@ -122,9 +123,19 @@ class FIELDS_PG_settings(bpy.types.PropertyGroup):
         items=(("VIDEO", "Video", "A video file on disk (MP4, MOV, AVI, MKV, WebM ...)"),
                ("FOLDER", "Folder", "A folder of numbered images, read in natural order (frame2 before frame10)"),
                ("CLIP", "Clip", "A movie clip loaded in Blender (Movie Clip Editor)"),
-               ("IMAGE", "Image", "An image sequence or movie loaded in Blender as an image")),
+               ("IMAGE", "Image", "An image sequence or movie loaded in Blender as an image"),
+               ("CSV", "Live Link", "A Live Link Face CSV take (Epic's iPhone app, or a FIELDS export): its "
+                "ARKit weights, resampled at the scene's frame rate")),
         default="VIDEO",
     )
+    seq_csv_path: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="CSV", description="Live Link Face CSV take (Timecode, BlendShapeCount, the 52 ARKit weights, "
+        "head and eye angles)", subtype="FILE_PATH", default="")
+    seq_timecode_fps: bpy.props.IntProperty(  # type: ignore[valid-type]
+        name="Timecode rate",
+        description="Frames per second the CSV's timecodes count in (HH:MM:SS:FF): 60 is the Live Link Face "
+        "app's default, 30 its other choice. Exports write this rate too",
+        default=60, min=1, soft_max=120)
     seq_filepath: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="Video", description="Video file of the performance", subtype="FILE_PATH", default="")
     seq_directory: bpy.props.StringProperty(  # type: ignore[valid-type]
@@ -179,6 +190,18 @@ class FIELDS_PG_settings(bpy.types.PropertyGroup):
         name="Speed smoothing",
         description="Cutoff in Hz for the speed estimate (One-Euro d-cutoff); rarely needs changing",
         default=1.0, min=0.01, soft_max=10.0, precision=2)
+    # Live capture.
+    live_camera: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Camera",
+        description="Camera to read: its number (0 is the first webcam, 1 the next ...), a stream URL "
+        "(rtsp://, http://) or a video file standing in for a camera",
+        default="0")
+    live_record: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Record",
+        description="While live capture runs, record the performance; turning it off (or stopping) keys it "
+        "from the frame where recording began, at the scene's frame rate, with Apply to Sequence's gap, "
+        "smoothing and intensity settings",
+        default=False)
     seq_result: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="Last sequence", description="What the last Apply to Sequence keyed", default="")
 

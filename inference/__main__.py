@@ -11,11 +11,14 @@ photos, one that cannot be read prints `{"image": ..., "error": ...}` in its pla
 on, and the exit status is 1. A folder or a video file (by suffix) runs the sequence pipeline (video-mode
 tracking, encoder, gap filling, One-Euro smoothing): `--out` writes the per-frame arrays as an
 .npz (`inference.sequence.load_result` reads it), stdout gets a JSON summary, or with `--json`
-the per-frame values too; a progress bar goes to stderr when it is a terminal (or with
+the per-frame values too (`--out take.csv` writes a Live Link Face CSV instead, by the suffix; a
+Live Link Face `.csv` input is read as a take, resampled at `--fps` (default: its timecode rate) and
+processed like a video); a progress bar goes to stderr when it is a terminal (or with
 `--progress`). `--neutral PHOTO|START:END|auto` reads every expression relative to the actor at rest
-(`expression.calibration`); `--min-confidence` turns frames with a weak face score into gaps; the
-head pose and the per-frame face score are in the output. Exit status 0 on success (also when no
-face is found), 2 on a usage error, 1 with a one-line message naming the file on any other failure. Must not import bpy.
+(`expression.calibration`), for a CSV take too; `--min-confidence` turns frames with a weak face score
+into gaps (a CSV row has no score and counts as confident); the head pose and the per-frame face score
+are in the output. Exit status 0 on success (also when no face is found), 2 on a usage error, 1 with
+a one-line message naming the file on any other failure. Must not import bpy.
 """
 
 from __future__ import annotations
@@ -49,16 +52,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "the landmark residual in mm before and after)")
     parser.add_argument("--neutral", metavar="PHOTO|START:END|auto",
                         help="read the expression relative to the actor at rest: a photo of them at rest, or "
-                        "(sequences) source frames START to END (from 0, END included) or auto (the calmest half "
-                        "second)")
-    sequence = parser.add_argument_group("sequences (video file or image folder)")
-    sequence.add_argument("--out", help="write the per-frame parameters to this .npz")
+                        "(sequences, CSV takes) source frames START to END (from 0, END included) or auto (the "
+                        "calmest half second)")
+    sequence = parser.add_argument_group("sequences (video file, image folder or Live Link Face .csv)")
+    sequence.add_argument("--out", help="write the per-frame parameters to this .npz, or to this .csv as a "
+                          "Live Link Face take (chosen by the suffix)")
     sequence.add_argument("--start", type=int, default=0, help="first source frame, counted from 0 (default 0)")
     sequence.add_argument("--end", type=int, default=None, help="last source frame, inclusive (default: the last)")
     add_sequence_options(sequence)
     sequence.add_argument("--min-confidence", type=float, default=0.0,
                           help="frames whose face score is below this (0 to 1) are gaps, filled as --gaps says "
-                          "(default 0: every face found is used)")
+                          "(default 0: every face found is used; a CSV row counts as confident)")
+    sequence.add_argument("--timecode-fps", type=int, default=None,
+                          help="Live Link Face CSV: the rate its timecodes count frames at, in and out "
+                          "(default 60, the app's)")
     sequence.add_argument("--cache", metavar="DIR", help="reuse or store the raw per-frame result in this folder")
     sequence.add_argument("--progress", action="store_true", help="progress lines on stderr even when not a terminal")
     sequence.add_argument("--quiet", action="store_true", help="no progress and no warnings on stderr")
@@ -170,17 +177,26 @@ class UsageError(Exception):
 
 def sequence_main(args: argparse.Namespace, path: str) -> dict[str, Any]:
     from .expression.calibration import parse_neutral
-    from .payloads import photo_neutral, sequence_neutral
+    from .payloads import photo_neutral, read_livelink, sequence_neutral
     from .sequence.frames import open_source
+    from .sequence.livelink import DEFAULT_TIMECODE_FPS, write_result
     from .sequence.pipeline import SequencePipeline, save_result
 
     spec = parse_neutral(args.neutral) if args.neutral else None
-    source = open_source(path, args.start, args.end, args.step, args.fps)
+    timecode_fps = args.timecode_fps or DEFAULT_TIMECODE_FPS
     smoothing = smoothing_settings(args.no_smoothing, args.min_cutoff, args.beta, args.d_cutoff)
-    pipeline = SequencePipeline(face=args.face)
-    show = not args.quiet and (args.progress or sys.stderr.isatty())
-    progress = Progress(sys.stderr, in_place=sys.stderr.isatty()) if show else None
-    raw = pipeline.run(source, cache_dir=args.cache, progress=progress)
+    if is_livelink_path(path):
+        from .expression.encoder import ExpressionEncoder
+
+        encoder = ExpressionEncoder()
+        raw = read_livelink(path, args.fps, timecode_fps, args.start, args.end, args.step, encoder=encoder)
+    else:
+        source = open_source(path, args.start, args.end, args.step, args.fps)
+        pipeline = SequencePipeline(face=args.face)
+        encoder = pipeline.encoder
+        show = not args.quiet and (args.progress or sys.stderr.isatty())
+        progress = Progress(sys.stderr, in_place=sys.stderr.isatty()) if show else None
+        raw = pipeline.run(source, cache_dir=args.cache, progress=progress)
     if args.min_confidence > 0:
         raw = raw.confident(args.min_confidence)
     neutral = None
@@ -188,8 +204,8 @@ def sequence_main(args: argparse.Namespace, path: str) -> dict[str, Any]:
         from .perception.pipeline import Perception
 
         neutral = sequence_neutral(spec, raw, f"'{path}'",
-                                   lambda: photo_neutral(Perception(max_faces=1), pipeline.encoder, spec.photo))
-        raw = raw.calibrated(neutral, pipeline.encoder)
+                                   lambda: photo_neutral(Perception(max_faces=1), encoder, spec.photo))
+        raw = raw.calibrated(neutral, encoder)
     result = raw.processed(gaps=args.gaps, smoothing=smoothing)
     if not args.quiet:
         for message in raw.warnings:
@@ -197,12 +213,18 @@ def sequence_main(args: argparse.Namespace, path: str) -> dict[str, Any]:
         if raw.unreadable.any():
             print(f"warning: {int(raw.unreadable.sum())} unreadable frame(s) skipped, first: {raw.problems[0]}",
                   file=sys.stderr)
-    if args.out:
+    if args.out and is_livelink_path(args.out):
+        write_result(args.out, result, timecode_fps)
+    elif args.out:
         save_result(result, args.out)
     payload = result.to_json() if args.json or not args.out else result.summary()
     if neutral is not None:
         payload["neutral"] = {"source": neutral.source}
     return {**payload, "out": args.out}
+
+
+def is_livelink_path(path: str) -> bool:
+    return path.lower().endswith(".csv")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,9 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from .sequence.frames import is_sequence_path
 
-        if any(is_sequence_path(source) for source in args.sources):
+        if any(is_sequence_path(source) or is_livelink_path(source) for source in args.sources):
             if len(args.sources) > 1 or args.photos:
-                parser.error("a video or an image folder is read alone; use --photos FOLDER for separate photos")
+                parser.error("a video, an image folder or a CSV is read alone; use --photos FOLDER for separate "
+                             "photos")
             if args.step < 1 or args.start < 0 or (args.end is not None and args.end < args.start):
                 parser.error("--start must be >= 0, --end >= --start, --step >= 1")
             if not 0.0 <= args.min_confidence <= 1.0:

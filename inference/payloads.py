@@ -2,7 +2,8 @@
 
 `photo_payload` is photo mode's JSON object for one photo (perception, then the encoder per face);
 `smoothing_settings` turns the command line's One-Euro options into the settings the sequence
-pipeline takes, with the same defaults everywhere. Keeping them here, not in `__main__`, is what
+pipeline takes, with the same defaults everywhere; `read_livelink` reads a Live Link Face CSV as a
+raw sequence result, as both command lines take it. Keeping them here, not in `__main__`, is what
 lets a batch result equal a single run's byte for byte. Must not import bpy (nor Ray).
 """
 
@@ -58,6 +59,25 @@ def smoothing_settings(no_smoothing: bool = False, min_cutoff: float | None = No
     return OneEuroSettings(min_cutoff=min_cutoff if min_cutoff is not None else defaults.min_cutoff,
                            beta=beta if beta is not None else defaults.beta,
                            d_cutoff=d_cutoff if d_cutoff is not None else defaults.d_cutoff)
+
+
+def read_livelink(path: str, fps: float | None, timecode_fps: int, start: int = 0, end: int | None = None,
+                  step: int = 1, encoder: Any = None) -> Any:
+    """A Live Link Face CSV as a raw `SequenceResult` at `fps` (None: its timecode rate), frames
+    `start`..`end` (inclusive) every `step`, its units through the encoder's head table."""
+    from .expression.encoder import ExpressionEncoder
+    from .sequence.livelink import read_result, select_rows
+
+    raw = read_result(path, encoder if encoder is not None else ExpressionEncoder(), fps, timecode_fps)
+    keep = (raw.frames >= start) & ((raw.frames - start) % step == 0)
+    if end is not None:
+        keep &= raw.frames <= end
+    if not keep.any():
+        from .errors import SequenceError
+
+        raise SequenceError(path, f"has no frames in the selected range (it has {len(raw.frames)}).",
+                            kind="Live Link Face CSV")
+    return select_rows(raw, keep) if not keep.all() else raw
 
 
 def photo_neutral(perception: Any, encoder: Any, path: str) -> Any:

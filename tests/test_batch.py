@@ -177,9 +177,24 @@ def test_names_are_unique_and_independent_of_order() -> None:
     assert unique_names(list(reversed(paths))) == list(reversed(names))
 
 
-def test_live_link_csv_is_named_as_not_yet_supported(tmp_path: Path) -> None:
-    take = tmp_path / "face_take.csv"
-    take.write_text("Timecode,BlendShapeCount,EyeBlinkLeft\n")
-    (item,) = plan([str(take)], tmp_path, BatchSettings())
-    assert item.kind == "livelink" and item.error is not None
-    assert str(take) in item.error and "Live Link Face" in item.error
+def test_live_link_csv_is_a_batch_input(tmp_path: Path) -> None:
+    """Issue 14: a Live Link Face CSV is read as a take; a malformed one fails at planning, by file and line."""
+    from inference.batch.work import Worker
+    from inference.payloads import read_livelink
+    from inference.sequence.livelink import Take, write_take
+    from inference.sequence.pipeline import load_result
+
+    broken = tmp_path / "face_take.csv"
+    broken.write_text("Timecode,BlendShapeCount,EyeBlinkLeft\n")
+    rng = np.random.default_rng(3)
+    good = write_take(tmp_path / "good.csv", Take(times=np.arange(30) / 60, units=rng.uniform(0, 1, (30, 52)),
+                                                   head=np.zeros((30, 3)), eyes=np.zeros((30, 2, 3))))
+    out = tmp_path / "out"
+    bad_item, item = plan([str(broken), str(good)], out, BatchSettings())
+    assert bad_item.kind == "livelink" and bad_item.error is not None
+    assert str(broken) in bad_item.error and "Live Link Face" in bad_item.error and "line 1" in bad_item.error
+    assert item.kind == "livelink" and item.error is None and item.frames == 30
+    record = Worker(BatchSettings(), str(out)).process(item)
+    assert record["status"] == "done" and record["frames"] == 30
+    expected = read_livelink(str(good), None, 60).processed()
+    np.testing.assert_allclose(load_result(out / "good.npz").expression, expected.expression, atol=1e-6)

@@ -40,7 +40,7 @@ def test_manifest_rules() -> None:
     assert len(MANIFEST["tagline"]) <= 64 and MANIFEST["tagline"][-1].isalnum()
     assert MANIFEST["blender_version_min"] == "4.2.0"
     assert MANIFEST["license"] == ["SPDX:GPL-3.0-or-later"]
-    assert set(MANIFEST["permissions"]) == {"files"}
+    assert set(MANIFEST["permissions"]) == {"files", "camera", "network"}  # camera, network: live capture
     excluded = MANIFEST["build"]["paths_exclude_pattern"]
     for folder in ("/training/", "/tests/", "/docs/", "/tools/", "/inference/batch/"):
         assert folder in excluded

@@ -1,7 +1,7 @@
 """The batch's plan: which inputs there are, what each is called in DIR, and which are already done.
 
-Runs in the driver before Ray starts. Each input gets a kind (`video`, `folder`, `photo`; Live
-Link Face CSVs get their own kind with the interchange issue, see `input_kind`), a name unique
+Runs in the driver before Ray starts. Each input gets a kind (`video`, `folder`, `photo`, or
+`livelink` for a Live Link Face CSV, see `input_kind`), a name unique
 in DIR, a frame count for progress, and a key: the sha256 of its content (a file's bytes, a
 folder's image names and bytes in natural order) together with every setting that changes the
 result and the encoder's checksum. An input whose state record in `DIR/.fields-batch/` holds the
@@ -60,8 +60,8 @@ class BatchInput:
 
 def input_kind(path: str) -> str:
     """`folder`, `video` (by suffix), `livelink` (.csv) or `photo` (anything else: the photo reader
-    names the file if it is not an image). Live Link Face CSVs arrive with the interchange issue:
-    `plan` fails them by name until then, and their worker branch goes beside `Worker._photo`."""
+    names the file if it is not an image). A CSV is read as a take (`sequence.livelink`) at its
+    timecode rate (60) unless `--fps` says otherwise."""
     from ..sequence.frames import VIDEO_SUFFIXES
 
     p = Path(path)
@@ -115,17 +115,18 @@ def plan(paths: list[str], out: Path, settings: BatchSettings) -> list[BatchInpu
         kind = input_kind(path)
         item = BatchInput(path=path, kind=kind, name=name)
         items.append(item)
-        if kind == "livelink":
-            item.error = f"Input '{path}' is a CSV: Live Link Face input is not supported yet."
-            item.frames = 0
-            continue
         if kind == "photo":
             item.outputs = [f"{name}.json"]
         else:
             item.outputs = [f"{name}.npz"] + [f"{name}.{ext}" for ext, on in (("csv", settings.csv),
                                                                               ("json", settings.json)) if on]
         try:
-            if kind != "photo":
+            if kind == "livelink":
+                from ..sequence.livelink import read_take
+
+                # Reading checks the whole file now (one message naming the line, no Ray); rows size the bar.
+                item.frames = len(read_take(path).times)
+            elif kind != "photo":
                 from ..sequence.frames import open_source
 
                 # Opening checks the source now (one message, no Ray) and sizes the progress bar.

@@ -3,7 +3,8 @@
 `Worker` is a plain class; `run.py` makes it a Ray actor (one per worker process) and the
 benchmark runs it in one ordinary process, so both paths process an input with the same code as
 the single-input command line: `open_source`, `SequencePipeline.run`, `processed(gaps, smoothing)`,
-`save_result` for a sequence, `photo_payload` for a photo. Every file is written atomically
+`save_result` for a sequence (`payloads.read_livelink` in place of the pipeline for a Live Link
+Face CSV), `photo_payload` for a photo. Every file is written atomically
 (`inference.files`), the state record last; an input that fails returns a record naming it and
 the worker goes on. Must not import bpy or Ray.
 """
@@ -110,8 +111,15 @@ class Worker:
         settings = self.settings
         if self._sequence is None:
             self._sequence = SequencePipeline(face=settings.face, encoder=self.encoder())
-        source = open_source(item.path, 0, None, settings.step, settings.fps)
-        raw = self._sequence.run(source, progress=lambda job: self._count(item.name, job.done))
+        if item.kind == "livelink":
+            from ..payloads import read_livelink
+            from ..sequence.livelink import DEFAULT_TIMECODE_FPS
+
+            raw = read_livelink(item.path, settings.fps, DEFAULT_TIMECODE_FPS, 0, None, settings.step,
+                                encoder=self.encoder())
+        else:
+            source = open_source(item.path, 0, None, settings.step, settings.fps)
+            raw = self._sequence.run(source, progress=lambda job: self._count(item.name, job.done))
         smoothing = None if settings.smoothing is None else OneEuroSettings(**settings.smoothing)
         result = raw.processed(gaps=settings.gaps, smoothing=smoothing)
         save_result(result, self.out / f"{item.name}.npz")

@@ -152,8 +152,10 @@ class ExpressionEncoder:
         return outputs
 
     def parameters(self, units: np.ndarray) -> dict[str, np.ndarray]:
-        """`expression`, `jaw`, `gaze`, `eyelids` of the trained-for head for (N, 52) units: one
-        product with its ARKit table ([expression | pose (5 x 3) | eyelids] per unit)."""
+        """`expression`, `jaw`, `gaze`, `eyelids` of the trained-for head for (N, 52) ARKit units: one
+        product with its ARKit table ([expression | pose (5 x 3) | eyelids] per unit). What the
+        encoder gives for its own units, what calibrated units become, and what a Live Link Face
+        take's units become (`sequence.livelink`)."""
         params = np.atleast_2d(np.asarray(units, dtype=np.float32)) @ self._params
         n_expr = self.mapping.expression.shape[1]
         pose = params[:, n_expr:n_expr + 15].reshape(-1, 5, 3)

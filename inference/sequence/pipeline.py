@@ -108,17 +108,25 @@ class SequenceResult:
     def calibrated(self, neutral: Any, encoder: Any) -> SequenceResult:
         """A copy read relative to the actor's `neutral` (`expression.calibration.Neutral`): units
         rescaled, the head's parameters derived again through `encoder`'s ARKit table, emotion and
-        intensity relative to the rest. Rows without a face stay NaN."""
+        intensity relative to the rest when it `reads_emotion`. Rows without a face stay NaN."""
         units = neutral.calibrate_units(self.units())
         params = encoder.parameters(np.nan_to_num(units))
         gaps = np.isnan(units).any(1)
         arrays: dict[str, Any] = {
             name: np.where(gaps.reshape(-1, *([1] * (value.ndim - 1))), np.nan, value).astype(np.float32)
             for name, value in params.items()}
-        arrays["emotion_probs"] = neutral.calibrate_probs(self.emotion_probs, self.emotions).astype(np.float32)
-        arrays["intensity"] = neutral.calibrate_intensity(self.intensity).astype(np.float32)
+        if self.reads_emotion:
+            arrays["emotion_probs"] = neutral.calibrate_probs(self.emotion_probs, self.emotions).astype(np.float32)
+            arrays["intensity"] = neutral.calibrate_intensity(self.intensity).astype(np.float32)
         arrays["head_pose"] = neutral.calibrate_head_pose(self.head_pose).astype(np.float32)
         return replace(self, **arrays)
+
+    @property
+    def reads_emotion(self) -> bool:
+        """False for a Live Link Face take (`sequence.livelink`): it holds ARKit weights only, its
+        emotion uniform and its intensity 1 by construction, which calibration must not turn into
+        a reading (the rest's bias removed from a uniform distribution would invent an emotion)."""
+        return self.source.get("kind") != "livelink"
 
     def confident(self, min_score: float) -> SequenceResult:
         """A copy where frames whose face score is below `min_score` count as frames without a face
