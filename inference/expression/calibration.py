@@ -24,6 +24,9 @@ from ..perception.blendshapes import ARKIT_NAMES
 
 FORMAT = 1
 NEUTRAL_PROPERTY = "fields_neutral"  # the head's custom property holding `Neutral.to_json()` in Blender
+# A unit that spans no more than this over a neutral frame range is still there (as a still stretch
+# is for `training.real_metrics`): its rest is its highest reading in the range.
+STILL_SPAN = 0.1
 AUTO_WINDOW_S = 0.5  # the calmest stretch lasts this long (at least 3 frames)
 _EPS = 1e-6
 
@@ -48,8 +51,10 @@ class Neutral:
     def from_rows(cls, units: np.ndarray, probs: np.ndarray, intensity: np.ndarray,
                   emotions: list[str] | tuple[str, ...], source: str = "", head_pose: np.ndarray | None = None
                   ) -> Neutral:
-        """The rest from one or several readings (rows): the per-unit median, robust to a blink
-        inside a frame range; probabilities by their mean log; head poses (rows, 3) by their
+        """The rest from one or several readings (rows): per unit, the highest reading where the
+        unit stays within `STILL_SPAN` over the rows (perception's noise on a still face then reads
+        as rest, not as a flicker of expression), else the median (robust to a blink inside a frame
+        range); probabilities by their mean log; head poses (rows, 3) by their
         per-axis median (small turns: the axis-angles' median is the rest's)."""
         units = np.atleast_2d(np.asarray(units, dtype=np.float64))
         probs = np.atleast_2d(np.asarray(probs, dtype=np.float64))
@@ -57,7 +62,9 @@ class Neutral:
         if not rows.any():
             raise NeutralError(f"No face was found in {source or 'the neutral reference'}, so it cannot be the "
                                "neutral.")
-        return cls(np.clip(np.median(units[rows], axis=0), 0.0, 1.0), tuple(emotions),
+        median, top = np.median(units[rows], axis=0), units[rows].max(0)
+        rest = np.where(top - units[rows].min(0) <= STILL_SPAN, top, median)
+        return cls(np.clip(rest, 0.0, 1.0), tuple(emotions),
                    np.log(np.clip(probs[rows], _EPS, 1.0)).mean(0),
                    float(np.clip(np.median(np.asarray(intensity, dtype=np.float64).reshape(-1)[rows]), 0.0, 1.0)),
                    source, _rest_pose(head_pose, rows))
