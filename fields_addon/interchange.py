@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import bpy
 
 from . import apply, sessions, settings
-from .common import FieldsTargetMixin, missing_runtime, resolve_target, sentence
+from .common import GAPS, FieldsTargetMixin, missing_runtime, resolve_target, sentence, smoothing_settings
 
 if TYPE_CHECKING:
     from bpy._typing.rna_enums import OperatorReturnItems
@@ -78,18 +78,14 @@ def _sequence_result(context: bpy.types.Context, path: str) -> Any:
     it (Min confidence, the target's neutral when Calibrate is on, gaps and smoothing)."""
     from ..inference.retarget.plan import ReconstructError
     from ..inference.sequence.pipeline import load_result
-    from .sequence import GAPS, SequenceRun
+    from .sequence import SequenceRun
 
     if path:
         result = load_result(bpy.path.abspath(path))
         if result.processing is not None:
             return result
-        from ..inference.sequence.smoothing import OneEuroSettings
-
         options = settings.get(context)
-        smoothing = (OneEuroSettings(options.seq_smooth_steadiness, options.seq_smooth_responsiveness,
-                                     options.seq_smooth_speed_cutoff) if options.seq_smooth else None)
-        return result.processed(gaps=GAPS[options.seq_gaps], smoothing=smoothing)
+        return result.processed(gaps=GAPS[options.seq_gaps], smoothing=smoothing_settings(options))
     run = SequenceRun(context)
     if not run.job.finished:
         run.cancel()

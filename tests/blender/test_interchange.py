@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import scene_state
-from test_apply_sequence import configure, frames_of, handlers, module, target_state
+from test_apply_sequence import common, configure, frames_of, handlers, target_state
 
 from inference.perception.blendshapes import ARKIT_NAMES
 from inference.retarget.plan import PREDICTED_INTENSITY_PROPERTY
@@ -43,7 +43,7 @@ def use_csv(path: Path, **options: Any) -> Any:
 
 
 def test_csv_take_is_keyed_at_the_scene_rate_and_round_trips(blender, monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path / "cache")
     head = add_ict_head()
     bpy.context.scene.render.fps = 24
     take = make_take(tmp_path / "take.csv", count=61, fps=60.0)  # one second at 60 fps
@@ -69,7 +69,7 @@ def test_csv_take_is_keyed_at_the_scene_rate_and_round_trips(blender, monkeypatc
 
 def test_export_then_import_reproduces_the_keys(blender, monkeypatch, tmp_path) -> None:
     """Export the keyed head, clear it, import the export: the same keys within 1e-4."""
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path / "cache")
     head = add_ict_head()
     bpy.context.scene.render.fps = 30
     make_take(tmp_path / "take.csv", count=20, fps=30.0)
@@ -107,7 +107,7 @@ def test_npz_result_exports(blender, monkeypatch, tmp_path) -> None:
      "line 2, column RightEyePitch: 'x' is not a number"),
 ])
 def test_malformed_csv_is_one_error_naming_file_and_line(blender, monkeypatch, tmp_path, lines, message) -> None:
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path / "cache")
     head = add_ict_head()
     path = tmp_path / "bad take.csv"
     path.write_text("\n".join(lines) + "\n")
@@ -120,7 +120,7 @@ def test_malformed_csv_is_one_error_naming_file_and_line(blender, monkeypatch, t
 
 
 def test_export_with_nothing_keyed_writes_nothing(blender, monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path / "cache")
     add_ict_head()
     out = tmp_path / "none.csv"
     with pytest.raises(RuntimeError, match="has no keyed FIELDS weights"):
@@ -140,7 +140,7 @@ def test_csv_take_is_calibrated_by_the_heads_neutral(blender, monkeypatch, tmp_p
     from inference.expression.calibration import NEUTRAL_PROPERTY, rescale
     from inference.sequence.plan import CONFIDENCE_PROPERTY
 
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path / "cache")
     head = add_ict_head()
     bpy.context.scene.render.fps = 30
     take = make_take(tmp_path / "take.csv", count=30, fps=30.0, seed=4)
@@ -165,7 +165,7 @@ def test_csv_take_is_calibrated_by_the_heads_neutral(blender, monkeypatch, tmp_p
 
 
 def test_neutral_range_outside_a_take_is_one_error_and_changes_nothing(blender, monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path / "cache")
     head = add_ict_head()
     bpy.context.scene.render.fps = 30
     make_take(tmp_path / "take.csv", count=30, fps=30.0)
@@ -180,7 +180,7 @@ def test_neutral_range_outside_a_take_is_one_error_and_changes_nothing(blender, 
 
 
 def test_csv_take_drives_a_rig_through_its_mapping_rows(blender, monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path / "cache")
     bpy.ops.mesh.primitive_cube_add()
     rig = bpy.context.active_object
     rig.shape_key_add(name="Basis")
@@ -202,7 +202,7 @@ def test_csv_take_drives_a_rig_through_its_mapping_rows(blender, monkeypatch, tm
 
 
 def test_head_angles_go_through_import_and_export(blender, monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path / "cache")
     add_ict_head()
     bpy.context.scene.render.fps = 30
     rng = np.random.default_rng(2)

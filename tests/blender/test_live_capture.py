@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import MODULE, scene_state
 from sequence_fixtures import moving_frame, write_video
-from test_apply_sequence import configure, frames_of, handlers, module, target_state
+from test_apply_sequence import common, configure, frames_of, handlers, target_state
 from test_reconstruct import fcurves
 
 from inference.retarget.plan import PREDICTED_INTENSITY_PROPERTY
@@ -49,7 +49,7 @@ def run_to_end(session: Any, limit_s: float = 60.0) -> int:
 
 
 def test_head_follows_the_camera_and_record_keys_the_take(blender, camera_file, monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path / "cache")
     head = add_ict_head()
     bpy.context.scene.render.fps = 25
     bpy.context.scene.frame_current = 7
@@ -84,7 +84,7 @@ def test_head_follows_the_camera_and_record_keys_the_take(blender, camera_file, 
 
 def test_stopping_keys_a_recording_in_progress_and_cancel_keeps_nothing(blender, camera_file, monkeypatch,
                                                                         tmp_path) -> None:
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path / "cache")
     head = add_ict_head()
     configure(Path(""), "VIDEO")
     bpy.context.scene.fields.live_record = True
@@ -135,7 +135,7 @@ def test_live_preview_and_recording_are_calibrated_by_the_heads_neutral(blender,
     from inference.sequence.frames import open_source
     from inference.sequence.pipeline import SequencePipeline
 
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path / "cache")
     encoder = ExpressionEncoder()
     emotions = list(encoder.emotions)
     neutral = Neutral.from_rows(np.full((1, 52), 0.2), np.full((1, len(emotions)), 1 / len(emotions)),
