@@ -160,7 +160,7 @@ class FIELDS_OT_export_livelink(FieldsTargetMixin, bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         from ..inference.errors import FieldsError
-        from ..inference.sequence.livelink import LiveLinkError, take_from_result, write_take
+        from ..inference.sequence.livelink import LiveLinkError, result_take, write_take
 
         options = settings.get(context)
         render = context.scene.render
@@ -179,13 +179,7 @@ class FIELDS_OT_export_livelink(FieldsTargetMixin, bpy.types.Operator):
                 except ValueError as error:
                     raise LiveLinkError(self.filepath, f"was not written: {error}.") from None
             else:
-                result = _sequence_result(context, self.result_path)
-                try:
-                    take = take_from_result(result)
-                except ValueError as error:
-                    raise LiveLinkError(self.filepath, f"was not written: {error}.") from None
-                if not len(take.times):
-                    raise LiveLinkError(self.filepath, "was not written: the result has no frame with a face.")
+                take = result_take(self.filepath, _sequence_result(context, self.result_path))
             write_take(bpy.path.abspath(self.filepath), take, options.seq_timecode_fps)
         except FieldsError as error:
             self.report({"ERROR"}, sentence(str(error)))

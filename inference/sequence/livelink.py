@@ -339,14 +339,20 @@ def read_result(path: str | os.PathLike[str], encoder: Any, fps: float | None = 
 
 
 def write_result(path: str | os.PathLike[str], result: Any, timecode_fps: int = DEFAULT_TIMECODE_FPS) -> Path:
-    """`take_from_result` then `write_take`; `LiveLinkError` when the result has no ARKit weights."""
+    """`result_take` then `write_take`."""
+    return write_take(path, result_take(path, result), timecode_fps)
+
+
+def result_take(path: str | os.PathLike[str], result: Any) -> Take:
+    """`take_from_result` for writing to `path`: `LiveLinkError` naming it when the result has no
+    ARKit weights or no frame with a face."""
     try:
         take = take_from_result(result)
     except ValueError as error:
         raise LiveLinkError(path, f"cannot be written: {error}.") from None
     if not len(take.times):
         raise LiveLinkError(path, "cannot be written: the result has no frame with a face.")
-    return write_take(path, take, timecode_fps)
+    return take
 
 
 def units_from_channels(weights: dict[str, np.ndarray], rotations: dict[str, np.ndarray],
