@@ -191,19 +191,34 @@ def _apply_head(obj: Any, rig: Any, bone: str, axis_angle: Any) -> str:
             soft_min=-1.0, soft_max=1.0, precision=4, subtype="NONE",
             description="FIELDS: the head's turn read from the face (axis-angle in the head bone's axes, radians), "
             "scaled by fields_strength_head through a driver")
-    source = _prop_path(HEAD_POSE_PROPERTY)
-    animation = rig.animation_data
-    for fcurve in list(animation.drivers) if animation is not None else []:
-        variables = [v.targets[0].data_path for v in fcurve.driver.variables]
-        if (fcurve.data_path.endswith("rotation_quaternion") and f"{source}[0]" in variables
-                and fcurve.data_path != f'pose.bones["{bpy.utils.escape_identifier(bone)}"].rotation_quaternion'):
+    for fcurve in _head_pose_drivers(rig):
+        if fcurve.data_path != f'pose.bones["{bpy.utils.escape_identifier(bone)}"].rotation_quaternion':
             old = rig.path_resolve(fcurve.data_path.rpartition(".")[0])
             rig.driver_remove(fcurve.data_path, fcurve.array_index)
             old.rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
+    source = _prop_path(HEAD_POSE_PROPERTY)
     targets = [(c, obj, f"{source}[{k}]") for k, c in enumerate("xyz")]
     targets.append(("s", obj, _prop_path(strength_property("head"))))
     _drive_bone(rig, bone, bone_quaternion_expressions("s"), targets)
     return HEAD_POSE_PROPERTY
+
+
+def _head_pose_drivers(rig: Any) -> list[Any]:
+    """The rig's bone-rotation drivers that read the head pose (`_apply_head`'s)."""
+    from ..inference.retarget.head_pose import HEAD_POSE_PROPERTY
+
+    animation = rig.animation_data
+    wanted = f"{_prop_path(HEAD_POSE_PROPERTY)}[0]"
+    return [fcurve for fcurve in (list(animation.drivers) if animation is not None else [])
+            if fcurve.data_path.endswith("rotation_quaternion")
+            and wanted in [v.targets[0].data_path for v in fcurve.driver.variables]]
+
+
+def head_pose_bone(obj: bpy.types.Object) -> Any:
+    """The pose bone of `obj`'s armature that the head pose turns, or None."""
+    rig = armature_of(obj)
+    drivers = _head_pose_drivers(rig) if rig is not None else []
+    return rig.path_resolve(drivers[0].data_path.rpartition(".")[0]) if drivers else None  # type: ignore[union-attr]
 
 
 def key_intensity(target: bpy.types.Object, frame: int, use_predicted: bool) -> float:

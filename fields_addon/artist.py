@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import bpy
 
-from . import preferences, sessions, settings
-from .common import FieldsTargetMixin, missing_runtime, resolve_target, sentence
+from . import common, preferences, sessions, settings
+from .common import FieldsTargetMixin, missing_runtime, photo_source, resolve_target, sentence, sequence_path
 
 if TYPE_CHECKING:
     from bpy._typing.rna_enums import OperatorReturnItems
@@ -31,9 +31,8 @@ def _photo_neutral(context: bpy.types.Context, encoder: Any) -> Any:
     from ..inference.expression.calibration import Neutral
     from ..inference.perception.blendshapes import ARKIT_NAMES
     from ..inference.retarget.plan import choose_face
-    from .reconstruct import _photo
 
-    source, photo = _photo(context)
+    source, photo = photo_source(context)
     found = sessions.perception().run(source)
     face = found.faces[choose_face(len(found.faces), settings.get(context).face, photo)]
     read = encoder.predict_face(face)
@@ -48,10 +47,9 @@ def _sequence_neutral(context: bpy.types.Context, automatic: bool) -> Any:
     from ..inference.payloads import sequence_neutral
     from ..inference.retarget.plan import ReconstructError
     from ..inference.sequence.frames import IMAGE_SUFFIXES, FolderSource, open_source
-    from .sequence import _sequence_path, cache_dir
 
     options = settings.get(context)
-    path = _sequence_path(options)
+    path = sequence_path(options)
     if automatic:
         first = options.seq_frame_first - 1
         last = options.seq_frame_last - 1 if options.seq_frame_last else None
@@ -74,7 +72,7 @@ def _sequence_neutral(context: bpy.types.Context, automatic: bool) -> Any:
             source: Any = FolderSource(os.path.dirname(path), first, last, 1, like=os.path.basename(path))
         else:
             source = open_source(path, first, last, 1)
-        raw = pipeline.run(source, cache_dir=cache_dir())
+        raw = pipeline.run(source, cache_dir=common.cache_dir())
     spec = NeutralSpec("auto") if automatic else NeutralSpec("frames", start=first, end=int(last or 0))
     return sequence_neutral(spec, raw, f"'{path}'", first_number=1)  # the panel counts frames from 1
 

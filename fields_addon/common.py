@@ -7,7 +7,9 @@ heavy runtime (ONNX Runtime, OpenCV) at module level: this is imported when the 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import bpy
@@ -47,6 +49,98 @@ def missing_runtime(error: ImportError) -> str:
     """The report for a runtime library (onnxruntime, cv2) missing from this Blender's Python."""
     return (f"FIELDS cannot run: the Python module '{error.name}' is missing from Blender; reinstall the "
             "add-on's zip for this platform.")
+
+
+GAPS = {"INTERPOLATE": "interpolate", "HOLD": "hold", "LEAVE": "leave"}  # the panel's No face choice
+
+
+def find_object(session_uid: int) -> bpy.types.Object | None:
+    """An object found again by its session id (a name can be reused, a pointer can dangle)."""
+    for obj in bpy.data.objects:
+        if obj.session_uid == session_uid:
+            return obj
+    return None
+
+
+def sequence_parts(options: Any) -> set[str]:
+    """The parts a sequence, a live preview or a recording applies: the Apply toggles, and "head"
+    when the Sequence head-pose toggle is on."""
+    from ..inference.retarget.plan import PARTS
+
+    parts = {part for part in PARTS if getattr(options, f"apply_{part}")}
+    return parts | {"head"} if options.seq_head_pose else parts
+
+
+def smoothing_settings(options: Any) -> Any:
+    """The panel's One-Euro settings (`inference.sequence.smoothing.OneEuroSettings`), None when Smooth is off."""
+    from ..inference.sequence.smoothing import OneEuroSettings
+
+    if not options.seq_smooth:
+        return None
+    return OneEuroSettings(options.seq_smooth_steadiness, options.seq_smooth_responsiveness,
+                           options.seq_smooth_speed_cutoff)
+
+
+def cache_dir() -> Path:
+    """`//fields_cache/` beside a saved .blend, else the extension's user folder (never the add-on's own)."""
+    if bpy.data.filepath:
+        return Path(bpy.path.abspath("//fields_cache"))
+    return Path(bpy.utils.extension_path_user(preferences.ADDON_ID, path="sequence_cache", create=True))
+
+
+def photo_source(context: bpy.types.Context) -> tuple[Any, str]:
+    """The panel's photo: (source for Perception, how to name it in messages)."""
+    import numpy as np
+
+    from ..inference.retarget.plan import ReconstructError
+
+    options = settings.get(context)
+    if options.source == "IMAGE":
+        image = options.image
+        if image is None:
+            raise ReconstructError("No image is chosen: pick one in the panel, or switch Photo to File.")
+        path = bpy.path.abspath(image.filepath) if image.source == "FILE" else ""
+        if path and image.packed_file is None and not image.is_dirty and os.path.isfile(path):
+            return path, f"'{path}'"  # the file itself: full quality, EXIF orientation respected
+        width, height = image.size
+        if width == 0 or height == 0 or not image.has_data and not image.pixels:
+            raise ReconstructError(f"Image '{image.name}' has no pixels (is its file missing?).")
+        pixels = np.empty(width * height * image.channels, dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+        # Blender stores rows bottom-up.
+        return pixels.reshape(height, width, image.channels)[::-1, :, :min(3, image.channels)], f"image '{image.name}'"
+    if not options.filepath:
+        raise ReconstructError("No photo is chosen: pick a photo file in the panel.")
+    path = bpy.path.abspath(options.filepath)
+    return path, f"'{path}'"
+
+
+def sequence_path(options: Any) -> str:
+    """The file or folder to read for the chosen sequence source; raises ReconstructError when none is set."""
+    from ..inference.retarget.plan import ReconstructError
+
+    kind = options.seq_source
+    if kind == "CSV":
+        if not options.seq_csv_path:
+            raise ReconstructError("No Live Link Face CSV is chosen: pick a .csv file in Apply to Sequence.")
+        return bpy.path.abspath(options.seq_csv_path)
+    if kind == "VIDEO":
+        if not options.seq_filepath:
+            raise ReconstructError("No video is chosen: pick a video file in Apply to Sequence.")
+        return bpy.path.abspath(options.seq_filepath)
+    if kind == "FOLDER":
+        if not options.seq_directory:
+            raise ReconstructError("No image folder is chosen: pick a folder in Apply to Sequence.")
+        return bpy.path.abspath(options.seq_directory)
+    owner = options.seq_clip if kind == "CLIP" else options.seq_image
+    what = "movie clip" if kind == "CLIP" else "image"
+    if owner is None:
+        raise ReconstructError(f"No {what} is chosen: pick one in Apply to Sequence.")
+    path = bpy.path.abspath(owner.filepath, library=owner.library)
+    if owner.source in ("MOVIE", "SEQUENCE"):
+        return path  # a sequence: one of its files, whose numbered siblings are read (SequenceRun)
+    raise ReconstructError(f"The {what} '{owner.name}' is a single image, not a movie or image sequence: "
+                           "use Reconstruct for a photo.")
 
 
 def head_file(context: bpy.types.Context, target: bpy.types.Object) -> str:

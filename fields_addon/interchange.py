@@ -1,8 +1,9 @@
 """Export to a Live Link Face CSV: the keyed head's action, or a sequence result.
 
 `FIELDS_OT_export_livelink` writes either what the target's action shows (the `fields_w_*`
-weights, or ARKit-named shape-key curves of any rig, times the keyed intensity, sampled at every
-scene frame of the keyed range) or a sequence result (an `.npz` the command line wrote, or the
+weights, or ARKit-named shape-key curves of any rig, times the keyed intensity, and the head pose
+keyed on the rig's head bone as HeadYaw/Pitch/Roll, sampled at every scene frame of the keyed
+range) or a sequence result (an `.npz` the command line wrote, or the
 panel's current source when its reading is cached, processed with the panel's gap and smoothing
 settings). The format and every conversion live in `inference.sequence.livelink`; this module only
 reads Blender's curves. Errors are one report naming the file, and nothing is written. Must not
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import bpy
 
 from . import apply, sessions, settings
-from .common import FieldsTargetMixin, missing_runtime, resolve_target, sentence
+from .common import GAPS, FieldsTargetMixin, missing_runtime, resolve_target, sentence, smoothing_settings
 
 if TYPE_CHECKING:
     from bpy._typing.rna_enums import OperatorReturnItems
@@ -36,12 +37,15 @@ def action_take(target: bpy.types.Object, fps: float) -> Any:
 
     curves: dict[str, dict[int, Any]] = {}
     intensity = None
+    others: dict[tuple[str, int], Any] = {}  # the head pose's and the head strength's curves
     for fcurve in apply.action_fcurves(target):
         match = _WEIGHT.match(fcurve.data_path)
         if match:
             curves.setdefault(match["name"], {})[fcurve.array_index] = fcurve
         elif fcurve.data_path == f'["{INTENSITY_PROPERTY}"]':
             intensity = fcurve
+        else:
+            others[(fcurve.data_path, fcurve.array_index)] = fcurve
     shape_keys = getattr(target.data, "shape_keys", None)
     if not curves and shape_keys is not None:  # any rig keyed by other tools: its ARKit-named keys
         for fcurve in apply.action_fcurves(shape_keys):
@@ -68,8 +72,34 @@ def action_take(target: bpy.types.Object, fps: float) -> Any:
     tables = sessions.head_tables(described.face_model_sha256)
     units = units_from_channels(weights, rotations, tables, described.eyelid_keys)
     count = len(frames)
-    return Take(times=(frames - frames[0]) / fps, units=units, head=np.zeros((count, 3)),
+    return Take(times=(frames - frames[0]) / fps, units=units, head=_head_angles(target, frames, others),
                 eyes=np.zeros((count, 2, 3)), start=float(frames[0]) / fps)
+
+
+def _head_angles(target: bpy.types.Object, frames: Any, curves: dict[tuple[str, int], Any]) -> Any:
+    """(T, 3) head yaw, pitch, roll the rig shows at `frames`: the keyed `fields_head_pose` (else its
+    value) times the head strength, taken from the head bone's axes back to the camera's (the
+    inverse of how Apply to Sequence keys it); zeros when no bone takes the head pose."""
+    import numpy as np
+
+    from ..inference.retarget.head_pose import HEAD_POSE_PROPERTY, camera_pose
+    from ..inference.retarget.regions import strength_property
+    from ..inference.sequence.livelink import yaw_pitch_roll
+
+    obj: Any = target
+    bone = apply.head_pose_bone(target)
+    if bone is None or HEAD_POSE_PROPERTY not in obj:
+        return np.zeros((len(frames), 3))
+
+    def sampled(prop: str, index: int, value: float) -> Any:
+        fcurve = curves.get((f'["{prop}"]', index))
+        return np.array([fcurve.evaluate(f) for f in frames]) if fcurve is not None else np.full(len(frames), value)
+
+    held = list(obj[HEAD_POSE_PROPERTY])
+    local = np.stack([sampled(HEAD_POSE_PROPERTY, i, float(held[i])) for i in range(3)], axis=1)
+    strength = sampled(strength_property("head"), 0, float(obj.get(strength_property("head"), 1.0)))
+    rest = np.array(bone.bone.matrix_local.to_3x3())
+    return yaw_pitch_roll(camera_pose(local * strength[:, None], rest))
 
 
 def _sequence_result(context: bpy.types.Context, path: str) -> Any:
@@ -78,18 +108,14 @@ def _sequence_result(context: bpy.types.Context, path: str) -> Any:
     it (Min confidence, the target's neutral when Calibrate is on, gaps and smoothing)."""
     from ..inference.retarget.plan import ReconstructError
     from ..inference.sequence.pipeline import load_result
-    from .sequence import GAPS, SequenceRun
+    from .sequence import SequenceRun
 
     if path:
         result = load_result(bpy.path.abspath(path))
         if result.processing is not None:
             return result
-        from ..inference.sequence.smoothing import OneEuroSettings
-
         options = settings.get(context)
-        smoothing = (OneEuroSettings(options.seq_smooth_steadiness, options.seq_smooth_responsiveness,
-                                     options.seq_smooth_speed_cutoff) if options.seq_smooth else None)
-        return result.processed(gaps=GAPS[options.seq_gaps], smoothing=smoothing)
+        return result.processed(gaps=GAPS[options.seq_gaps], smoothing=smoothing_settings(options))
     run = SequenceRun(context)
     if not run.job.finished:
         run.cancel()
@@ -114,7 +140,8 @@ class FIELDS_OT_export_livelink(FieldsTargetMixin, bpy.types.Operator):
         name="From",
         description="What to write",
         items=(("ACTION", "Keyed head", "What the target's action shows at every frame of its keyed range "
-                "(FIELDS weights times intensity, or ARKit-named shape-key curves)"),
+                "(FIELDS weights times intensity, or ARKit-named shape-key curves; the keyed head pose as "
+                "HeadYaw/Pitch/Roll)"),
                ("RESULT", "Sequence result", "A sequence result: the .npz file below, or when it is empty the "
                 "panel's current source, read from its cache")),
         default="ACTION",
@@ -133,7 +160,7 @@ class FIELDS_OT_export_livelink(FieldsTargetMixin, bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         from ..inference.errors import FieldsError
-        from ..inference.sequence.livelink import LiveLinkError, take_from_result, write_take
+        from ..inference.sequence.livelink import LiveLinkError, result_take, write_take
 
         options = settings.get(context)
         render = context.scene.render
@@ -152,13 +179,7 @@ class FIELDS_OT_export_livelink(FieldsTargetMixin, bpy.types.Operator):
                 except ValueError as error:
                     raise LiveLinkError(self.filepath, f"was not written: {error}.") from None
             else:
-                result = _sequence_result(context, self.result_path)
-                try:
-                    take = take_from_result(result)
-                except ValueError as error:
-                    raise LiveLinkError(self.filepath, f"was not written: {error}.") from None
-                if not len(take.times):
-                    raise LiveLinkError(self.filepath, "was not written: the result has no frame with a face.")
+                take = result_take(self.filepath, _sequence_result(context, self.result_path))
             write_take(bpy.path.abspath(self.filepath), take, options.seq_timecode_fps)
         except FieldsError as error:
             self.report({"ERROR"}, sentence(str(error)))

@@ -23,7 +23,16 @@ from typing import TYPE_CHECKING, Any
 import bpy
 
 from . import apply, preferences, sessions, settings
-from .common import FieldsTargetMixin, missing_runtime, planner, resolve_target, sentence, target_neutral
+from .common import (
+    FieldsTargetMixin,
+    find_object,
+    missing_runtime,
+    planner,
+    resolve_target,
+    sentence,
+    sequence_parts,
+    target_neutral,
+)
 
 if TYPE_CHECKING:
     from bpy._typing.rna_enums import OperatorReturnItems
@@ -36,7 +45,6 @@ _active: list[LiveSession] = []  # the running session, so a second start is ref
 
 class LiveSession:
     def __init__(self, context: bpy.types.Context, camera: str | None = None, pace: bool | None = None) -> None:
-        from ..inference.retarget.plan import PARTS
         from ..inference.sequence.live import LiveCapture
         from ..inference.sequence.plan import neutral_expression
 
@@ -45,7 +53,9 @@ class LiveSession:
         assert target is not None  # poll
         self.target_name, self.target_uid = target.name, target.session_uid
         self.camera = options.live_camera if camera is None else camera
-        parts = {part for part in PARTS if getattr(options, f"apply_{part}")}
+        # The parts Apply to Sequence applies, the head's turn included when the Sequence head-pose
+        # toggle is on, so the preview shows what the recording will key.
+        parts = sequence_parts(options)
         encoder_path = bpy.path.abspath(preferences.get(context).encoder_path)
         pipeline = sessions.sequence_pipeline(options.seq_face - 1, encoder_path)
         self.plan_frame = planner(context, pipeline.encoder, target, parts)
@@ -77,10 +87,7 @@ class LiveSession:
                 self._muted.append(fcurve)
 
     def target(self) -> bpy.types.Object | None:
-        for obj in bpy.data.objects:
-            if obj.session_uid == self.target_uid:
-                return obj
-        return None
+        return find_object(self.target_uid)
 
     def tick(self, context: bpy.types.Context) -> bool:
         """Show the newest frame on the target and follow the Record toggle; True when a new frame

@@ -9,43 +9,24 @@ execute. Must not hold state between calls other than through `sessions`.
 
 from __future__ import annotations
 
-import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import bpy
-import numpy as np
 
 from . import apply, preferences, sessions, settings, shape
-from .common import FieldsTargetMixin, missing_runtime, planner, resolve_target, sentence, target_neutral
+from .common import (
+    FieldsTargetMixin,
+    missing_runtime,
+    photo_source,
+    planner,
+    resolve_target,
+    sentence,
+    target_neutral,
+)
 
 if TYPE_CHECKING:
     from bpy._typing.rna_enums import OperatorReturnItems
-
-
-def _photo(context: bpy.types.Context) -> tuple[Any, str]:
-    """(source for Perception, how to name it in messages)."""
-    from ..inference.retarget.plan import ReconstructError
-
-    options = settings.get(context)
-    if options.source == "IMAGE":
-        image = options.image
-        if image is None:
-            raise ReconstructError("No image is chosen: pick one in the panel, or switch Photo to File.")
-        path = bpy.path.abspath(image.filepath) if image.source == "FILE" else ""
-        if path and image.packed_file is None and not image.is_dirty and os.path.isfile(path):
-            return path, f"'{path}'"  # the file itself: full quality, EXIF orientation respected
-        width, height = image.size
-        if width == 0 or height == 0 or not image.has_data and not image.pixels:
-            raise ReconstructError(f"Image '{image.name}' has no pixels (is its file missing?).")
-        pixels = np.empty(width * height * image.channels, dtype=np.float32)
-        image.pixels.foreach_get(pixels)
-        # Blender stores rows bottom-up.
-        return pixels.reshape(height, width, image.channels)[::-1, :, :min(3, image.channels)], f"image '{image.name}'"
-    if not options.filepath:
-        raise ReconstructError("No photo is chosen: pick a photo file in the panel.")
-    path = bpy.path.abspath(options.filepath)
-    return path, f"'{path}'"
 
 
 class FIELDS_OT_reconstruct_photo(FieldsTargetMixin, bpy.types.Operator):
@@ -68,7 +49,7 @@ class FIELDS_OT_reconstruct_photo(FieldsTargetMixin, bpy.types.Operator):
         if options.head_pose_photo:
             parts.add("head")
         try:
-            source, photo = _photo(context)
+            source, photo = photo_source(context)
             encoder = sessions.encoder(bpy.path.abspath(preferences.get(context).encoder_path))
             found = sessions.perception().run(source)
             face = found.faces[choose_face(len(found.faces), options.face, photo)]

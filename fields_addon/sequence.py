@@ -14,13 +14,24 @@ a finished one is one undo step. Must not hold state beyond a run, except `_live
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import bpy
 
-from . import apply, preferences, sessions, settings
-from .common import FieldsTargetMixin, missing_runtime, planner, resolve_target, sentence, target_neutral
+from . import apply, common, preferences, sessions, settings
+from .common import (
+    GAPS,
+    FieldsTargetMixin,
+    find_object,
+    missing_runtime,
+    planner,
+    resolve_target,
+    sentence,
+    sequence_parts,
+    sequence_path,
+    smoothing_settings,
+    target_neutral,
+)
 
 if TYPE_CHECKING:
     from bpy._typing.rna_enums import OperatorReturnItems
@@ -29,47 +40,9 @@ TICK_S = 0.02  # timer interval; each tick works for STEP_BUDGET_S, so the UI re
 STEP_BUDGET_S = 0.03
 PROGRESS_STEPS = 1000
 CANCEL_EVENTS = frozenset({"ESC", "RIGHTMOUSE"})
-GAPS = {"INTERPOLATE": "interpolate", "HOLD": "hold", "LEAVE": "leave"}
 # Ids of our window-manager timers still registered: Blender offers no way to list them, so the
 # tests read this to check that every way out removed its timer.
 _live_timers: set[int] = set()
-
-
-def cache_dir() -> Path:
-    """`//fields_cache/` beside a saved .blend, else the extension's user folder (never the add-on's own)."""
-    if bpy.data.filepath:
-        return Path(bpy.path.abspath("//fields_cache"))
-    return Path(bpy.utils.extension_path_user(preferences.ADDON_ID, path="sequence_cache", create=True))
-
-
-def _sequence_path(options: Any) -> str:
-    """The file or folder to read for the chosen source; raises ReconstructError when none is set."""
-    from ..inference.retarget.plan import ReconstructError
-
-    kind = options.seq_source
-    if kind == "CSV":
-        if not options.seq_csv_path:
-            raise ReconstructError("No Live Link Face CSV is chosen: pick a .csv file in Apply to Sequence.")
-        return bpy.path.abspath(options.seq_csv_path)
-    if kind == "VIDEO":
-        if not options.seq_filepath:
-            raise ReconstructError("No video is chosen: pick a video file in Apply to Sequence.")
-        return bpy.path.abspath(options.seq_filepath)
-    if kind == "FOLDER":
-        if not options.seq_directory:
-            raise ReconstructError("No image folder is chosen: pick a folder in Apply to Sequence.")
-        return bpy.path.abspath(options.seq_directory)
-    owner = options.seq_clip if kind == "CLIP" else options.seq_image
-    what = "movie clip" if kind == "CLIP" else "image"
-    if owner is None:
-        raise ReconstructError(f"No {what} is chosen: pick one in Apply to Sequence.")
-    path = bpy.path.abspath(owner.filepath, library=owner.library)
-    if owner.source == "MOVIE":
-        return path
-    if owner.source == "SEQUENCE":
-        return path  # one file of the sequence: its numbered siblings are read (SequenceRun)
-    raise ReconstructError(f"The {what} '{owner.name}' is a single image, not a movie or image sequence: "
-                           "use Reconstruct for a photo.")
 
 
 class ReadyJob:
@@ -103,27 +76,23 @@ class SequenceRun:
     def __init__(self, context: bpy.types.Context, recorded: Any = None, recorded_name: str = "") -> None:
         """`recorded`: a raw `SequenceResult` already in hand (live capture's recording) keyed in
         place of the panel's source, through the same processing and planning."""
-        from ..inference.retarget.plan import PARTS
         from ..inference.sequence.frames import IMAGE_SUFFIXES, FolderSource, open_source
         from ..inference.sequence.plan import neutral_expression
-        from ..inference.sequence.smoothing import OneEuroSettings
 
         options = settings.get(context)
         target = resolve_target(context)
         assert target is not None  # poll
         self.target_name, self.target_uid = target.name, target.session_uid
-        self.parts = {part for part in PARTS if getattr(options, f"apply_{part}")} | (
-            {"head"} if options.seq_head_pose else set())
+        self.parts = sequence_parts(options)
         self.gaps = GAPS[options.seq_gaps]
-        self.smoothing = (OneEuroSettings(options.seq_smooth_steadiness, options.seq_smooth_responsiveness,
-                                          options.seq_smooth_speed_cutoff) if options.seq_smooth else None)
+        self.smoothing = smoothing_settings(options)
         self.key_intensity = options.seq_key_intensity
         self.min_confidence = options.seq_min_confidence
         self.neutral = target_neutral(context, target)  # a damaged one fails now, before any work
         self.target_start = options.seq_target_start
         render = context.scene.render
         self.scene_fps = render.fps / render.fps_base
-        path = _sequence_path(options) if recorded is None else recorded_name
+        path = sequence_path(options) if recorded is None else recorded_name
         last = options.seq_frame_last - 1 if options.seq_frame_last else None
         if last is not None and last < options.seq_frame_first - 1:
             from ..inference.retarget.plan import ReconstructError
@@ -154,17 +123,14 @@ class SequenceRun:
             self.job = ReadyJob(read_livelink(path, self.scene_fps, options.seq_timecode_fps, first, last,
                                               options.seq_frame_step, encoder=self.pipeline.encoder))
         else:
-            self.job = self.pipeline.start(self.source, cache_dir=cache_dir())
+            self.job = self.pipeline.start(self.source, cache_dir=common.cache_dir())
 
     def _plan_for(self, context: bpy.types.Context, target: bpy.types.Object) -> Any:
         return planner(context, self.pipeline.encoder, target, self.parts)
 
     def target(self) -> bpy.types.Object | None:
         """The target, found again by its session id (a name can be reused, a pointer can dangle)."""
-        for obj in bpy.data.objects:
-            if obj.session_uid == self.target_uid:
-                return obj
-        return None
+        return find_object(self.target_uid)
 
     def check_target(self) -> bpy.types.Object:
         from ..inference.retarget.plan import ReconstructError

@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     figures.update(bench_keying())
 
     sequence = importlib.import_module(MODULE + ".fields_addon.sequence")
+    common = importlib.import_module(MODULE + ".fields_addon.common")
     with tempfile.TemporaryDirectory() as work_dir:
         work = Path(work_dir)
         clip = write_video(work / "clip.avi", (moving_frame(i, args.frames) for i in range(args.frames)), fps=30.0)
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = bpy.context.scene.fields
         settings.seq_source = "VIDEO"
         cache = work / "cache"
-        sequence.cache_dir = lambda: cache  # a fresh cache: the timed run must infer
+        common.cache_dir = lambda: cache  # a fresh cache: the timed run must infer
 
         settings.seq_filepath = str(warm)
         began = time.perf_counter()
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         figures["reapply_from_cache_s"] = time.perf_counter() - began
 
         # The same run split, through the operator's own parts (new cache again).
-        sequence.cache_dir = lambda: work / "cache2"
+        common.cache_dir = lambda: work / "cache2"
         run = sequence.SequenceRun(bpy.context)
         began = time.perf_counter()
         while not run.step(0.25):

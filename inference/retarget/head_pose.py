@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..head.forward import axis_angle, rodrigues
 from ..head.rig import FLAME_TO_BLENDER
 from .plan import ReconstructError
 
@@ -23,40 +24,29 @@ HEAD_POSE_PROPERTY = "fields_head_pose"  # the bone-local axis-angle, on the tar
 DEFAULT_BONES = ("neck", "Neck", "head", "Head")  # tried in order when the artist names no bone
 
 
-def rotation_matrix(axis_angle: np.ndarray) -> np.ndarray:
-    """Rodrigues: the rotation by axis-angle `a` (radians)."""
-    a = np.asarray(axis_angle, dtype=np.float64)
-    angle = float(np.linalg.norm(a))
-    if angle < 1e-12:
-        return np.eye(3)
-    k = a / angle
-    cross = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
-    return np.eye(3) + np.sin(angle) * cross + (1.0 - np.cos(angle)) * cross @ cross  # type: ignore[no-any-return]
-
-
-def axis_angle(matrix: np.ndarray) -> np.ndarray:
-    """The axis-angle (3,) of a rotation matrix (angles below pi)."""
-    m = np.asarray(matrix, dtype=np.float64)
-    angle = float(np.arccos(np.clip((np.trace(m) - 1.0) / 2.0, -1.0, 1.0)))
-    if angle < 1e-12:
-        return np.zeros(3)
-    axis = np.array([m[2, 1] - m[1, 2], m[0, 2] - m[2, 0], m[1, 0] - m[0, 1]]) / (2.0 * np.sin(angle))
-    return axis * angle  # type: ignore[no-any-return]
-
-
 def relative(head_pose: np.ndarray, rest: np.ndarray | None) -> np.ndarray:
     """The turn from the actor's `rest` (both camera-frame axis-angles): R(pose) R(rest)^T."""
     if rest is None:
         return np.asarray(head_pose, dtype=np.float64)
-    return axis_angle(rotation_matrix(head_pose) @ rotation_matrix(rest).T)
+    return axis_angle(rodrigues(head_pose) @ rodrigues(rest).T)
+
+
+def _rest_rotation(bone_rest: np.ndarray) -> np.ndarray:
+    u, _, vt = np.linalg.svd(np.asarray(bone_rest, dtype=np.float64)[:3, :3])  # drop the bone's scale
+    return u @ vt  # type: ignore[no-any-return]
 
 
 def bone_rotation(head_pose: np.ndarray, bone_rest: np.ndarray) -> np.ndarray:
     """The bone-local axis-angle turning a bone whose rest rotation in armature space is
     `bone_rest` (3, 3; columns its X, Y, Z axes) by the camera-frame turn `head_pose`."""
-    rest = np.asarray(bone_rest, dtype=np.float64)[:3, :3]
-    u, _, vt = np.linalg.svd(rest)  # drop the bone's scale, keep its rotation
-    return (u @ vt).T @ CAMERA_TO_ARMATURE @ np.asarray(head_pose, dtype=np.float64)  # type: ignore[no-any-return]
+    return _rest_rotation(bone_rest).T @ CAMERA_TO_ARMATURE @ np.asarray(head_pose, dtype=np.float64)  # type: ignore[no-any-return]
+
+
+def camera_pose(bone_axis_angle: np.ndarray, bone_rest: np.ndarray) -> np.ndarray:
+    """`bone_rotation`'s inverse: the camera-frame turn(s) (..., 3) of bone-local axis-angles
+    (..., 3), as a keyed head's pose is exported (Live Link Face HeadYaw/Pitch/Roll)."""
+    to_camera = CAMERA_TO_ARMATURE.T @ _rest_rotation(bone_rest)
+    return np.asarray(bone_axis_angle, dtype=np.float64) @ to_camera.T  # type: ignore[no-any-return]
 
 
 def choose_bone(target_name: str, bones: tuple[str, ...], wanted: str) -> str:

@@ -227,17 +227,16 @@ def yaw_pitch_roll(axis_angles: np.ndarray) -> np.ndarray:
     where `SequenceResult.head_pose` lives, has the same axes), for R = Ry(yaw) Rx(pitch) Rz(roll).
     Signs are right-handed about those axes: a positive yaw turns the face towards the image's
     right, a positive pitch tilts it down, a positive roll lifts its image-right side."""
+    from ..head.forward import rodrigues
+
     a = np.asarray(axis_angles, dtype=np.float64)
     flat = a.reshape(-1, 3)
     out = np.zeros_like(flat)
     for i, v in enumerate(flat):
-        angle = float(np.linalg.norm(v))
-        if not angle >= 1e-12:  # zero, or NaN (a gap left open)
-            out[i] = v if np.isnan(v).any() else 0.0
+        if np.isnan(v).any():  # a gap left open stays one
+            out[i] = v
             continue
-        k = v / angle
-        cross = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-        r = np.eye(3) + math.sin(angle) * cross + (1 - math.cos(angle)) * cross @ cross
+        r = rodrigues(v)
         out[i] = (math.atan2(r[0, 2], r[2, 2]), math.asin(max(-1.0, min(1.0, -r[1, 2]))),
                   math.atan2(r[1, 0], r[1, 1]))
     return out.reshape(a.shape)
@@ -340,14 +339,20 @@ def read_result(path: str | os.PathLike[str], encoder: Any, fps: float | None = 
 
 
 def write_result(path: str | os.PathLike[str], result: Any, timecode_fps: int = DEFAULT_TIMECODE_FPS) -> Path:
-    """`take_from_result` then `write_take`; `LiveLinkError` when the result has no ARKit weights."""
+    """`result_take` then `write_take`."""
+    return write_take(path, result_take(path, result), timecode_fps)
+
+
+def result_take(path: str | os.PathLike[str], result: Any) -> Take:
+    """`take_from_result` for writing to `path`: `LiveLinkError` naming it when the result has no
+    ARKit weights or no frame with a face."""
     try:
         take = take_from_result(result)
     except ValueError as error:
         raise LiveLinkError(path, f"cannot be written: {error}.") from None
     if not len(take.times):
         raise LiveLinkError(path, "cannot be written: the result has no frame with a face.")
-    return write_take(path, take, timecode_fps)
+    return take
 
 
 def units_from_channels(weights: dict[str, np.ndarray], rotations: dict[str, np.ndarray],

@@ -51,6 +51,13 @@ def module() -> Any:
     return importlib.import_module(MODULE + ".fields_addon.sequence")
 
 
+def common() -> Any:
+    """The operators' shared helpers, where `cache_dir` lives (tests point it at a temporary folder)."""
+    import importlib
+
+    return importlib.import_module(MODULE + ".fields_addon.common")
+
+
 def importlib_sessions() -> Any:
     import importlib
 
@@ -89,7 +96,7 @@ def frames_of(obj: Any, path: str, index: int = 0) -> np.ndarray:
 
 
 def test_video_is_keyed_one_key_per_frame_on_every_driven_value(blender, clips, monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path)
     head = add_mask_head()
     before_handlers = handlers()
     bpy.context.scene.render.fps = 25  # the clip's rate: one key on each scene frame
@@ -132,7 +139,7 @@ def test_video_is_keyed_one_key_per_frame_on_every_driven_value(blender, clips, 
 
 def test_reapply_reads_the_cache_and_keeps_keys_outside_the_range(blender, clips, monkeypatch, tmp_path) -> None:
     sessions = importlib_sessions()
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path)
     head = add_mask_head()
     configure(clips["folder"], "FOLDER", seq_smooth=False, seq_key_intensity=True)
     assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
@@ -161,20 +168,20 @@ def test_cache_folder_beside_a_saved_blend(blender, clips, tmp_path) -> None:
     add_mask_head()
     blend = tmp_path / "shot.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
-    assert module().cache_dir() == tmp_path / "fields_cache"
+    assert common().cache_dir() == tmp_path / "fields_cache"
     configure(clips["folder"], "FOLDER", seq_frame_last=3)
     assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
     assert len(list((tmp_path / "fields_cache").glob("*.npz"))) == 1
 
 
 def test_unsaved_file_caches_in_the_extension_user_folder(blender) -> None:
-    folder = module().cache_dir()
+    folder = common().cache_dir()
     assert folder.is_dir() and "fields" in str(folder) and folder.name == "sequence_cache"
     assert Path(bpy.utils.extension_path_user(MODULE)) in folder.parents
 
 
 def test_gaps_hold_interpolate_and_leave(blender, clips, monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path)
     head = add_mask_head()
     prop = f'["{weight_property("mouthSmileLeft")}"]'
     results = {}
@@ -194,7 +201,7 @@ def test_gaps_hold_interpolate_and_leave(blender, clips, monkeypatch, tmp_path) 
 
 def test_modal_run_progress_and_finish_leave_no_timer(blender, clips, monkeypatch, tmp_path) -> None:
     seq = module()
-    monkeypatch.setattr(seq, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path)
     head = add_mask_head()
     configure(clips["video"])
     modal = seq.ModalApply(seq.SequenceRun(bpy.context))
@@ -213,7 +220,7 @@ def test_modal_run_progress_and_finish_leave_no_timer(blender, clips, monkeypatc
 
 def test_cancel_keeps_nothing(blender, clips, monkeypatch, tmp_path) -> None:
     seq = module()
-    monkeypatch.setattr(seq, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path)
     head = add_mask_head()
     before, props, hooks = scene_state(), target_state(head), handlers()
     configure(clips["video"])
@@ -231,7 +238,7 @@ def test_cancel_keeps_nothing(blender, clips, monkeypatch, tmp_path) -> None:
 
 def test_target_deleted_while_running(blender, clips, monkeypatch, tmp_path) -> None:
     seq = module()
-    monkeypatch.setattr(seq, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path)
     add_mask_head()
     configure(clips["video"])
     modal = seq.ModalApply(seq.SequenceRun(bpy.context))
@@ -245,7 +252,7 @@ def test_target_deleted_while_running(blender, clips, monkeypatch, tmp_path) -> 
 
 
 def test_corrupt_frames_are_skipped_with_a_count(blender, clips, monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path)
     head = add_mask_head()
     configure(clips["corrupt"], "FOLDER")
     assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
@@ -264,7 +271,7 @@ def test_corrupt_frames_are_skipped_with_a_count(blender, clips, monkeypatch, tm
 def test_bad_input_is_one_sentence_and_changes_nothing(blender, clips, monkeypatch, tmp_path,
                                                         case, kind, message) -> None:
     seq = module()
-    monkeypatch.setattr(seq, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path)
     head = add_mask_head()
     assert bpy.ops.fields.apply_sequence.poll()
     before, props, hooks = scene_state(), target_state(head), handlers()
@@ -279,7 +286,7 @@ def test_bad_input_is_one_sentence_and_changes_nothing(blender, clips, monkeypat
 
 
 def test_movie_clip_and_image_sequence_sources(blender, clips, monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path)
     head = add_mask_head()
     bpy.context.scene.render.fps = 25
     clip = bpy.data.movieclips.load(str(clips["video"]))
@@ -301,7 +308,7 @@ def test_movie_clip_and_image_sequence_sources(blender, clips, monkeypatch, tmp_
 
 def test_copying_the_clip_changes_the_cache_key_not_the_result(blender, clips, monkeypatch, tmp_path) -> None:
     # A moved or re-rendered source is a cache miss (identity includes the resolved path).
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path / "cache")
     add_mask_head()
     copy = tmp_path / "copy.avi"
     shutil.copy(clips["video"], copy)

@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import scene_state
-from test_apply_sequence import configure, frames_of, handlers, module, target_state
+from test_apply_sequence import common, configure, frames_of, handlers, target_state
 
 from inference.perception.blendshapes import ARKIT_NAMES
+from inference.retarget.head_pose import HEAD_POSE_PROPERTY
 from inference.retarget.plan import PREDICTED_INTENSITY_PROPERTY
 from inference.sequence.livelink import HEADER, Take, read_take, write_take
 
@@ -43,7 +44,7 @@ def use_csv(path: Path, **options: Any) -> Any:
 
 
 def test_csv_take_is_keyed_at_the_scene_rate_and_round_trips(blender, monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path / "cache")
     head = add_ict_head()
     bpy.context.scene.render.fps = 24
     take = make_take(tmp_path / "take.csv", count=61, fps=60.0)  # one second at 60 fps
@@ -68,17 +69,23 @@ def test_csv_take_is_keyed_at_the_scene_rate_and_round_trips(blender, monkeypatc
 
 
 def test_export_then_import_reproduces_the_keys(blender, monkeypatch, tmp_path) -> None:
-    """Export the keyed head, clear it, import the export: the same keys within 1e-4."""
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    """Export the keyed head, clear it, import the export: the same keys within 1e-4, the head
+    pose keyed on the neck included (Export Keyed Head writes it as HeadYaw/Pitch/Roll)."""
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path / "cache")
     head = add_ict_head()
     bpy.context.scene.render.fps = 30
-    make_take(tmp_path / "take.csv", count=20, fps=30.0)
+    take = make_take(tmp_path / "plain.csv", count=20, fps=30.0)
+    take.head = np.random.default_rng(5).uniform(-0.5, 0.5, (20, 3))
+    write_take(tmp_path / "take.csv", take)
     use_csv(tmp_path / "take.csv")
     assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
-    channels = [k for k in head.keys() if k.startswith("fields_w_")]
+    channels = [k for k in head.keys() if k.startswith("fields_w_") or k == HEAD_POSE_PROPERTY]
+    assert HEAD_POSE_PROPERTY in channels
     before = {(k, i): frames_of(head, f'["{k}"]', i) for k in channels
               for i in range(len(head[k]) if hasattr(head[k], "__len__") else 1)}
+    assert np.abs(before[(HEAD_POSE_PROPERTY, 0)][:, 1]).max() > 0.1  # the neck really turns
     assert bpy.ops.fields.export_livelink(filepath=str(tmp_path / "export.csv"), source="ACTION") == {"FINISHED"}
+    assert np.abs(read_take(tmp_path / "export.csv").head - take.head).max() < 1e-5
     head.animation_data_clear()
     use_csv(tmp_path / "export.csv")
     assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
@@ -107,7 +114,7 @@ def test_npz_result_exports(blender, monkeypatch, tmp_path) -> None:
      "line 2, column RightEyePitch: 'x' is not a number"),
 ])
 def test_malformed_csv_is_one_error_naming_file_and_line(blender, monkeypatch, tmp_path, lines, message) -> None:
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path / "cache")
     head = add_ict_head()
     path = tmp_path / "bad take.csv"
     path.write_text("\n".join(lines) + "\n")
@@ -120,7 +127,7 @@ def test_malformed_csv_is_one_error_naming_file_and_line(blender, monkeypatch, t
 
 
 def test_export_with_nothing_keyed_writes_nothing(blender, monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path / "cache")
     add_ict_head()
     out = tmp_path / "none.csv"
     with pytest.raises(RuntimeError, match="has no keyed FIELDS weights"):
@@ -140,7 +147,7 @@ def test_csv_take_is_calibrated_by_the_heads_neutral(blender, monkeypatch, tmp_p
     from inference.expression.calibration import NEUTRAL_PROPERTY, rescale
     from inference.sequence.plan import CONFIDENCE_PROPERTY
 
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path / "cache")
     head = add_ict_head()
     bpy.context.scene.render.fps = 30
     take = make_take(tmp_path / "take.csv", count=30, fps=30.0, seed=4)
@@ -165,7 +172,7 @@ def test_csv_take_is_calibrated_by_the_heads_neutral(blender, monkeypatch, tmp_p
 
 
 def test_neutral_range_outside_a_take_is_one_error_and_changes_nothing(blender, monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path / "cache")
     head = add_ict_head()
     bpy.context.scene.render.fps = 30
     make_take(tmp_path / "take.csv", count=30, fps=30.0)
@@ -180,7 +187,7 @@ def test_neutral_range_outside_a_take_is_one_error_and_changes_nothing(blender, 
 
 
 def test_csv_take_drives_a_rig_through_its_mapping_rows(blender, monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path / "cache")
     bpy.ops.mesh.primitive_cube_add()
     rig = bpy.context.active_object
     rig.shape_key_add(name="Basis")
@@ -202,7 +209,7 @@ def test_csv_take_drives_a_rig_through_its_mapping_rows(blender, monkeypatch, tm
 
 
 def test_head_angles_go_through_import_and_export(blender, monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path / "cache")
     add_ict_head()
     bpy.context.scene.render.fps = 30
     rng = np.random.default_rng(2)
@@ -214,3 +221,48 @@ def test_head_angles_go_through_import_and_export(blender, monkeypatch, tmp_path
     out = tmp_path / "out.csv"
     assert bpy.ops.fields.export_livelink(filepath=str(out), source="RESULT") == {"FINISHED"}
     assert np.abs(read_take(out).head - take.head).max() < 1e-5
+
+
+def test_csv_head_yaw_turns_the_head_bone_as_a_videos_head_pose(blender, monkeypatch, tmp_path) -> None:
+    """A take's HeadYaw keys the neck turned by that yaw about the armature's up axis (Sequence
+    head-pose toggle on, the default), relative to the head's neutral when calibrated, on the Head
+    bone when one is named, scaled by the Head strength; with the toggle off the neck stays."""
+    from mathutils import Matrix
+    from test_head_pose import angle_deg, keyed_turn
+
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path / "cache")
+    head = add_ict_head()
+    rig = head.parent
+    scene = bpy.context.scene
+    scene.render.fps = 30
+    take = make_take(tmp_path / "plain.csv", count=30, fps=30.0)
+    take.head[:, 0] = 0.3
+    take.head[:5, 0] = 0.1  # the actor's rest, turned a little: frames 1-5
+    write_take(tmp_path / "take.csv", take)
+    settings = use_csv(tmp_path / "take.csv")
+    assert settings.seq_head_pose
+    assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
+    for frame, yaw in ((1, 0.1), (20, 0.3)):
+        scene.frame_set(frame)
+        assert angle_deg(keyed_turn(rig, "neck"), np.array(Matrix.Rotation(yaw, 3, "Z"))) < 1e-3, frame
+    # Calibrated against the first five frames: the turn from the rest.
+    settings.neutral_from, settings.neutral_first, settings.neutral_last = "FRAMES", 1, 5
+    assert bpy.ops.fields.set_neutral() == {"FINISHED"}
+    assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
+    scene.frame_set(20)
+    assert angle_deg(keyed_turn(rig, "neck"), np.array(Matrix.Rotation(0.2, 3, "Z"))) < 1e-3
+    head["fields_strength_head"] = 0.5
+    head.update_tag()
+    assert angle_deg(keyed_turn(rig, "neck"), np.array(Matrix.Rotation(0.1, 3, "Z"))) < 1e-3
+    # Head bone: the root turns instead, the neck goes back to rest.
+    head["fields_strength_head"] = 1.0
+    settings.use_neutral, settings.head_bone = False, "root"
+    assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
+    scene.frame_set(20)
+    assert angle_deg(keyed_turn(rig, "root"), np.array(Matrix.Rotation(0.3, 3, "Z"))) < 1e-3
+    assert angle_deg(keyed_turn(rig, "neck"), np.eye(3)) < 1e-4
+    # The toggle off: a fresh head keys no head pose.
+    settings.head_bone, settings.seq_head_pose = "", False
+    other = add_ict_head()
+    assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
+    assert HEAD_POSE_PROPERTY not in other

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from conftest import MODULE, scene_state
 from sequence_fixtures import moving_frame, write_video
-from test_apply_sequence import configure, frames_of, handlers, module, target_state
+from test_apply_sequence import common, configure, frames_of, handlers, target_state
 from test_reconstruct import fcurves
 
+from inference.retarget.head_pose import HEAD_POSE_PROPERTY
 from inference.retarget.plan import PREDICTED_INTENSITY_PROPERTY
 
 bpy = pytest.importorskip("bpy")
@@ -49,7 +50,7 @@ def run_to_end(session: Any, limit_s: float = 60.0) -> int:
 
 
 def test_head_follows_the_camera_and_record_keys_the_take(blender, camera_file, monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path / "cache")
     head = add_ict_head()
     bpy.context.scene.render.fps = 25
     bpy.context.scene.frame_current = 7
@@ -64,6 +65,9 @@ def test_head_follows_the_camera_and_record_keys_the_take(blender, camera_file, 
         plan = session.plan_frame(newest.expression)
         for name, value in plan.weights.items():
             assert head[f"fields_w_{name}"] == pytest.approx(value, abs=1e-6)
+        # The Sequence head-pose toggle (on by default) turns the neck in the preview too.
+        assert plan.head is not None and plan.head[0] == "neck"
+        assert np.allclose(head[HEAD_POSE_PROPERTY], plan.head[1], atol=1e-6)
         assert "FIELDS live: camera" in session.status()
         assert session.capture.recording
         bpy.context.scene.fields.live_record = False  # Record off: the take is keyed
@@ -80,11 +84,13 @@ def test_head_follows_the_camera_and_record_keys_the_take(blender, camera_file, 
     assert keys[0, 0] == 7 and len(keys) >= 2 and len(keys) <= recorded  # from the frame Record began
     assert np.all(np.diff(keys[:, 0]) == 1)  # one key per scene frame at 25 fps
     assert any("frames keyed on" in message for _, message in session.reports)
+    for index in range(3):  # the recording keys the head pose as Apply to Sequence does
+        assert len(frames_of(head, f'["{HEAD_POSE_PROPERTY}"]', index)) == len(keys)
 
 
 def test_stopping_keys_a_recording_in_progress_and_cancel_keeps_nothing(blender, camera_file, monkeypatch,
                                                                         tmp_path) -> None:
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path / "cache")
     head = add_ict_head()
     configure(Path(""), "VIDEO")
     bpy.context.scene.fields.live_record = True
@@ -94,11 +100,14 @@ def test_stopping_keys_a_recording_in_progress_and_cancel_keeps_nothing(blender,
     assert frames_of(head, f'["{PREDICTED_INTENSITY_PROPERTY}"]').shape[0] >= 2
     assert bpy.context.scene.fields.live_record is False
     head.animation_data_clear()
+    del head[HEAD_POSE_PROPERTY]
     bpy.context.scene.fields.live_record = True
+    bpy.context.scene.fields.seq_head_pose = False  # the toggle off: neither preview nor recording turns the head
     session = live().LiveSession(bpy.context, camera=str(camera_file), pace=False)
-    run_to_end(session)
+    assert run_to_end(session) >= 1
     session.stop(bpy.context, keep=False)  # Blender cancelling the operator: nothing keyed
     assert head.animation_data is None and session.capture._capture is None
+    assert HEAD_POSE_PROPERTY not in head
 
 
 @pytest.mark.parametrize(("camera", "message"), [
@@ -135,7 +144,7 @@ def test_live_preview_and_recording_are_calibrated_by_the_heads_neutral(blender,
     from inference.sequence.frames import open_source
     from inference.sequence.pipeline import SequencePipeline
 
-    monkeypatch.setattr(module(), "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(common(), "cache_dir", lambda: tmp_path / "cache")
     encoder = ExpressionEncoder()
     emotions = list(encoder.emotions)
     neutral = Neutral.from_rows(np.full((1, 52), 0.2), np.full((1, len(emotions)), 1 / len(emotions)),

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from inference.expression.calibration import Neutral
+from inference.head.forward import axis_angle
+from inference.head.forward import rodrigues as rotation_matrix
 from inference.head.rig import BONE_AXES, FLAME_TO_BLENDER
 from inference.perception.blendshapes import ARKIT_NAMES
-from inference.retarget.head_pose import axis_angle, bone_rotation, choose_bone, relative, rotation_matrix
+from inference.retarget.head_pose import bone_rotation, camera_pose, choose_bone, relative
 from inference.retarget.plan import ReconstructError, bone_axis_angle
 from inference.retarget.regions import REGIONS, unit_region
 
@@ -31,6 +33,31 @@ def test_bone_rotation_matches_flame_bones_and_turns_any_rest() -> None:
     rest = rotation_matrix(np.array([0.4, 1.0, -0.2]))  # any bone: B Rb B^T is the armature-space turn
     local = rotation_matrix(bone_rotation(a, rest))
     assert np.allclose(rest @ local @ rest.T, FLAME_TO_BLENDER @ rotation_matrix(a) @ FLAME_TO_BLENDER.T)
+
+
+def test_camera_pose_inverts_bone_rotation() -> None:
+    rng = np.random.default_rng(3)
+    rest = rotation_matrix(np.array([0.4, 1.0, -0.2])) * 0.01  # scaled, as an armature's bones may be
+    poses = rng.normal(size=(5, 3)) * 0.4
+    local = np.array([bone_rotation(p, rest) for p in poses])
+    assert np.allclose(camera_pose(local, rest), poses, atol=1e-12)
+
+
+def test_live_link_head_angles_turn_the_neck_by_that_yaw_pitch_roll() -> None:
+    """Issue 14 meets issue 13: a take's HeadYaw/Pitch/Roll, made a `head_pose` (`axis_angles`),
+    turns a FIELDS neck in Blender's axes: yaw about the armature's up (+Z) towards the image's
+    right (+X, the face's own left), pitch about +X tilting the face down, roll about the view axis."""
+    from inference.sequence.livelink import axis_angles, yaw_pitch_roll
+
+    neck = FLAME_TO_BLENDER @ BONE_AXES["neck"]
+    for angles, armature_axis in (((0.3, 0, 0), (0, 0, 1)), ((0, 0.2, 0), (1, 0, 0)), ((0, 0, 0.25), (0, -1, 0))):
+        pose = axis_angles(np.array(angles))
+        turn = neck @ rotation_matrix(bone_rotation(pose, neck)) @ neck.T
+        assert np.allclose(turn, rotation_matrix(np.array(armature_axis) * sum(angles)), atol=1e-12), angles
+    forward = rotation_matrix(bone_rotation(axis_angles(np.array([0.3, 0.0, 0.0])), neck))
+    assert (neck @ forward @ neck.T @ np.array([0.0, -1.0, 0.0]))[0] > 0.25  # the face turns towards +X
+    angles = np.random.default_rng(4).uniform(-1.2, 1.2, (20, 3))
+    assert np.allclose(yaw_pitch_roll(axis_angles(angles)), angles, atol=1e-12)
 
 
 def test_choose_bone() -> None:
