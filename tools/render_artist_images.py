@@ -1,17 +1,20 @@
 """Render the pictures of docs/USAGE.md section 7 (artist controls) through the add-on, headless.
 
-Three small PNGs in docs/, each made by the add-on's own operators on the shipped ICT head:
+Four small PNGs in docs/, each made by the add-on's own operators on the shipped ICT head:
 `usage_calibration.png` (a face read at rest without and with its neutral set),
 `usage_head_pose.png` (a render of the head turned by a known yaw, read back onto a fresh head's
-neck), and `usage_strength.png` (the astronaut's smile with mouth strength 1 and 0.5).
+neck), `usage_strength.png` (the astronaut's smile with mouth strength 1 and 0.5), and
+`usage_mapping.png` (the ICT head with its keys renamed to Character Creator 4's Extended names,
+driven by name, then with the smile's mapping rows at gain 0.5, beside a few of its rows).
 Development tool: imports bpy; needs Mesa EGL without a GPU.
 
-    .venv/bin/python tools/render_artist_images.py
+    .venv/bin/python tools/render_artist_images.py [calibration head_pose strength mapping]
 """
 
 from __future__ import annotations
 
 import math
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -28,6 +31,8 @@ use_throwaway_user_folder("fields-artist-")
 
 import bpy  # noqa: E402
 from demo import render  # noqa: E402
+
+from inference.perception.blendshapes import ARKIT_NAMES  # noqa: E402
 
 PHOTO = ROOT / "inference" / "samples" / "astronaut.jpg"
 DOCS = ROOT / "docs"
@@ -62,6 +67,70 @@ def fresh_head() -> object:
     return bpy.context.active_object
 
 
+def cc4_name(unit: str) -> str:
+    """A unit's key name on a CC4 Extended head, where `arkit_key` reads it (mouthSmileLeft -> Mouth_Smile_L)."""
+    words = re.findall(r"[A-Z]?[a-z]+", unit[0].upper() + unit[1:])
+    return "_".join({"Left": "L", "Right": "R"}.get(word, word) for word in words)
+
+
+def cc4_head() -> object:
+    """A fresh ICT head named as a CC4 Extended head is: each ARKit key renamed to its CC4 name; a
+    unit CC4 splits in several keys (browInnerUp: Brow_Raise_Inner_L + _R) split by the face's side
+    (+X is its left) and, for four keys, above and below the key's weighted centre, so the keys
+    driven together make the ICT shape again. jawOpen becomes the viseme V_Open and tongueOut goes
+    (CC4 turns bones for both), and the head loses its face-model tag: to FIELDS it is a foreign rig."""
+    from inference.retarget.names import CC4_EXTENDED
+
+    head = fresh_head()
+    mesh, blocks = head.data, head.data.shape_keys.key_blocks  # type: ignore[attr-defined]
+    basis = np.empty(len(mesh.vertices) * 3, np.float32)
+    blocks[0].points.foreach_get("co", basis)
+    basis = basis.reshape(-1, 3)
+    for unit in list(blocks.keys())[1:]:
+        block = blocks[unit]
+        names = CC4_EXTENDED.get(unit, (cc4_name(unit),))
+        if unit in ("jawOpen", "tongueOut"):
+            if unit == "tongueOut":
+                head.shape_key_remove(block)  # type: ignore[attr-defined]
+            else:
+                block.name = "V_Open"
+            continue
+        if len(names) == 1:
+            block.name = names[0]
+            continue
+        co = np.empty_like(basis.ravel())
+        block.points.foreach_get("co", co)
+        delta = co.reshape(-1, 3) - basis
+        moved = np.linalg.norm(delta, axis=1)
+        middle = float((basis[:, 2] * moved).sum() / moved.sum())
+        for name in names:
+            part = (basis[:, 0] > 0) == name.endswith("_L")
+            if "_Up_" in name or "_Down_" in name:
+                part &= (basis[:, 2] >= middle) == ("_Up_" in name)
+            key = head.shape_key_add(name=name, from_mix=False)  # type: ignore[attr-defined]
+            key.points.foreach_set("co", (basis + delta * part[:, None]).astype(np.float32).ravel())
+            key.value = 0.0
+        head.shape_key_remove(block)  # type: ignore[attr-defined]
+    for prop in [k for k in head.keys() if k.startswith("fields_")]:  # type: ignore[attr-defined]
+        del head[prop]  # type: ignore[attr-defined]
+    return head
+
+
+SHOWN_ROWS = ("Brow_Drop_L", "Brow_Raise_Inner_L", "Brow_Raise_Inner_R", "Eye_Blink_L", "Eye_L_Look_R",
+              "Mouth_Funnel_Up_L", "Mouth_Funnel_Down_R", "Mouth_Smile_L", "Mouth_Smile_R")
+
+
+def mapping_tile(rows: list[tuple[str, str, float]], unmapped: list[str], size: int) -> np.ndarray:
+    """A few of the mapping's rows (unit > key, gain) and the units no row drives."""
+    tile = np.full((size, size + 64, 3), 250, np.uint8)
+    lines = [f"{len(rows)} rows (From Names), among them:",
+             *(f"{u} > {t}  x{g:g}" for u, t, g in rows if t in SHOWN_ROWS), "...",
+             f"Unmapped ({len(unmapped)}): {', '.join(unmapped)}"]
+    for i, line in enumerate(lines):
+        cv2.putText(tile, line, (6, 22 + 19 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (30, 30, 30), 1, cv2.LINE_AA)
+    return tile
+
+
 def turned_photo(head: object, yaw_deg: float, path: Path, size: int = 512) -> Path:
     """A front render of `head` turned by `yaw_deg` about the middle of its face, with the camera of
     tests/blender/test_head_pose.py (MediaPipe's 63 degree field of view, 50 cm away)."""
@@ -84,43 +153,76 @@ def turned_photo(head: object, yaw_deg: float, path: Path, size: int = 512) -> P
     return path
 
 
-def main() -> int:
+PICTURES = ("calibration", "head_pose", "strength", "mapping")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Render the pictures of docs/USAGE.md section 7.")
+    # No `choices`: Python 3.11's argparse checks a list default against them as one value.
+    parser.add_argument("pictures", nargs="*", metavar="PICTURE", help=f"any of {', '.join(PICTURES)} (default: all)")
+    wanted = set(parser.parse_args(argv).pictures or PICTURES)
+    if wanted - set(PICTURES):
+        parser.error(f"unknown pictures: {', '.join(sorted(wanted - set(PICTURES)))}")
     enable_checkout(bpy)
     settings = bpy.context.scene.fields
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
-        # Calibration: the astronaut read as is, and with her own photo as the neutral.
-        head = fresh_head()
-        settings.filepath = str(PHOTO)
-        bpy.ops.fields.reconstruct_photo()
-        plain = render(head, tmp / "plain.png", SIZE, yaw_deg=20)
-        bpy.ops.fields.set_neutral()
-        bpy.ops.fields.reconstruct_photo()
-        calibrated = render(head, tmp / "calibrated.png", SIZE, yaw_deg=20)
-        photo = cv2.resize(cv2.imread(str(PHOTO)), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
-        write("usage_calibration.png", [label(photo, "photo, also set as neutral"), tile(plain, "uncalibrated"),
-                                        tile(calibrated, "calibrated: reads rest")])
-        # Head pose: a render turned 20 degrees, read onto a fresh head (neutral: the rest render).
-        head = fresh_head()
-        rest = turned_photo(head, 0.0, tmp / "rest.png")
-        turned = turned_photo(head, 20.0, tmp / "turned.png")
-        settings.filepath = str(rest)
-        bpy.ops.fields.set_neutral()
-        settings.filepath, settings.head_pose_photo = str(turned), True
-        bpy.ops.fields.reconstruct_photo()
-        keyed = render(head, tmp / "keyed.png", SIZE, yaw_deg=0)
-        settings.head_pose_photo = False
-        write("usage_head_pose.png", [tile(turned, "photo: head turned 20 deg", crop=0.5),
-                                      tile(keyed, "Reconstruct, Head pose on")])
-        # Region strength: mouth 1 vs 0.5.
-        head = fresh_head()
-        settings.filepath = str(PHOTO)
-        bpy.ops.fields.reconstruct_photo()
-        full = render(head, tmp / "mouth1.png", SIZE, yaw_deg=20)
-        head["fields_strength_mouth"] = 0.5  # type: ignore[index]
-        head.update_tag()  # type: ignore[attr-defined]
-        half = render(head, tmp / "mouth05.png", SIZE, yaw_deg=20)
-        write("usage_strength.png", [tile(full, "Mouth strength 1"), tile(half, "Mouth strength 0.5")])
+        if "calibration" in wanted:
+            # Calibration: the astronaut read as is, and with her own photo as the neutral.
+            head = fresh_head()
+            settings.filepath = str(PHOTO)
+            bpy.ops.fields.reconstruct_photo()
+            plain = render(head, tmp / "plain.png", SIZE, yaw_deg=20)
+            bpy.ops.fields.set_neutral()
+            bpy.ops.fields.reconstruct_photo()
+            calibrated = render(head, tmp / "calibrated.png", SIZE, yaw_deg=20)
+            photo = cv2.resize(cv2.imread(str(PHOTO)), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+            write("usage_calibration.png", [label(photo, "photo, also set as neutral"), tile(plain, "uncalibrated"),
+                                            tile(calibrated, "calibrated: reads rest")])
+        if "head_pose" in wanted:
+            # Head pose: a render turned 20 degrees, read onto a fresh head (neutral: the rest render).
+            head = fresh_head()
+            rest = turned_photo(head, 0.0, tmp / "rest.png")
+            turned = turned_photo(head, 20.0, tmp / "turned.png")
+            settings.filepath = str(rest)
+            bpy.ops.fields.set_neutral()
+            settings.filepath, settings.head_pose_photo = str(turned), True
+            bpy.ops.fields.reconstruct_photo()
+            keyed = render(head, tmp / "keyed.png", SIZE, yaw_deg=0)
+            settings.head_pose_photo = False
+            write("usage_head_pose.png", [tile(turned, "photo: head turned 20 deg", crop=0.5),
+                                          tile(keyed, "Reconstruct, Head pose on")])
+        if "strength" in wanted:
+            # Region strength: mouth 1 vs 0.5.
+            head = fresh_head()
+            settings.filepath = str(PHOTO)
+            bpy.ops.fields.reconstruct_photo()
+            full = render(head, tmp / "mouth1.png", SIZE, yaw_deg=20)
+            head["fields_strength_mouth"] = 0.5  # type: ignore[index]
+            head.update_tag()  # type: ignore[attr-defined]
+            half = render(head, tmp / "mouth05.png", SIZE, yaw_deg=20)
+            write("usage_strength.png", [tile(full, "Mouth strength 1"), tile(half, "Mouth strength 0.5")])
+        if "mapping" in wanted:
+            # Any rig: a CC4-named head driven by name, then the smile rows of its mapping at gain 0.5.
+            head = cc4_head()
+            settings.filepath = str(PHOTO)
+            bpy.ops.fields.reconstruct_photo()
+            assert settings.result_route == "arkit", settings.result_route
+            by_name = render(head, tmp / "by_name.png", SIZE, yaw_deg=20)
+            bpy.ops.fields.mapping_fill()
+            for row in head.fields_mapping:  # type: ignore[attr-defined]
+                if row.target.startswith("Mouth_Smile_"):
+                    row.gain = 0.5
+            bpy.ops.fields.reconstruct_photo()
+            assert settings.result_route == "mapping", settings.result_route
+            gained = render(head, tmp / "gain05.png", SIZE, yaw_deg=20)
+            rows = [(r.unit, r.target, r.gain) for r in head.fields_mapping]  # type: ignore[attr-defined]
+            used = {unit for unit, _, _ in rows}
+            text = mapping_tile(rows, [u for u in ARKIT_NAMES if u not in used], SIZE)
+            write("usage_mapping.png", [tile(by_name, "CC4-named keys, by name"),
+                                        tile(gained, "Mouth_Smile_L/R gain 0.5"), label(text, "Mapping rows")])
     return 0
 
 
