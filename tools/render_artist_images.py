@@ -1,14 +1,16 @@
 """Render the pictures of docs/USAGE.md section 7 (artist controls) through the add-on, headless.
 
-Four small PNGs in docs/, each made by the add-on's own operators on the shipped ICT head:
+Five small PNGs in docs/, each made by the add-on's own operators on the shipped ICT head:
 `usage_calibration.png` (a face read at rest without and with its neutral set),
 `usage_head_pose.png` (a render of the head turned by a known yaw, read back onto a fresh head's
 neck), `usage_strength.png` (the astronaut's smile with mouth strength 1 and 0.5), and
 `usage_mapping.png` (the ICT head with its keys renamed to Character Creator 4's Extended names,
-driven by name, then with the smile's mapping rows at gain 0.5, beside a few of its rows).
+driven by name, then with the smile's mapping rows at gain 0.5, beside a few of its rows), and
+`usage_confidence.png` (a real talking clip, ../shared/data, with the face covered for half a
+second: the face score keyed per frame with Min confidence, and the smile's keys across the gap).
 Development tool: imports bpy; needs Mesa EGL without a GPU.
 
-    .venv/bin/python tools/render_artist_images.py [calibration head_pose strength mapping]
+    .venv/bin/python tools/render_artist_images.py [calibration head_pose strength mapping confidence]
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 from checkout_blender import enable_checkout, use_throwaway_user_folder  # noqa: E402
 
@@ -33,6 +36,8 @@ import bpy  # noqa: E402
 from demo import render  # noqa: E402
 
 from inference.perception.blendshapes import ARKIT_NAMES  # noqa: E402
+from inference.retarget.plan import weight_property  # noqa: E402
+from inference.sequence.plan import CONFIDENCE_PROPERTY  # noqa: E402
 
 PHOTO = ROOT / "inference" / "samples" / "astronaut.jpg"
 DOCS = ROOT / "docs"
@@ -153,7 +158,59 @@ def turned_photo(head: object, yaw_deg: float, path: Path, size: int = 512) -> P
     return path
 
 
-PICTURES = ("calibration", "head_pose", "strength", "mapping")
+PICTURES = ("calibration", "head_pose", "strength", "mapping", "confidence")
+CLIP = ROOT.parent / "shared" / "data" / "talking-clips" / "d13.mp4"  # never copied into the repository
+CLIP_FRAMES = (230, 330)  # the broad smile
+COVERED = (262, 276)  # a grey patch over the eyes, nose and mouth: the face is lost
+MIN_CONFIDENCE = 0.95
+
+
+def covered_clip(path: Path) -> tuple[Path, np.ndarray]:
+    """Frames CLIP_FRAMES of the real clip, those in COVERED with the lower face hidden; and one
+    covered frame, for the picture."""
+    from sequence_fixtures import write_video
+
+    capture = cv2.VideoCapture(str(CLIP))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, CLIP_FRAMES[0])
+    frames = []
+    for index in range(*CLIP_FRAMES):
+        ok, bgr = capture.read()
+        assert ok, f"{CLIP} ends before frame {index}"
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if COVERED[0] <= index < COVERED[1]:
+            h, w = rgb.shape[:2]
+            rgb[int(0.25 * h):int(0.85 * h), int(0.2 * w):int(0.8 * w)] = 128
+        frames.append(rgb)
+    capture.release()
+    sample = cv2.cvtColor(frames[(COVERED[0] + COVERED[1]) // 2 - CLIP_FRAMES[0]], cv2.COLOR_RGB2BGR)
+    return write_video(path, frames, fps=30.0), sample
+
+
+def chart(confidence: dict[int, float], keys: np.ndarray, threshold: float, width: int, height: int) -> np.ndarray:
+    """Face score per frame with the threshold (top) and a unit's keys (bottom); gap frames shaded."""
+    image = np.full((height, width, 3), 255, np.uint8)
+    frames = len(keys)
+    x = (np.arange(frames) * (width - 20) / max(frames - 1, 1) + 10).astype(int)
+    half = height // 2
+
+    def y(values: np.ndarray, top: int) -> np.ndarray:
+        return (top + (half - 24) * (1.0 - np.clip(np.nan_to_num(values), 0.0, 1.0)) + 16).astype(int)
+
+    for f in range(frames):  # frames that became gaps, shaded
+        if confidence.get(f + 1, 0.0) < threshold:
+            cv2.rectangle(image, (x[f] - 2, 0), (x[f] + 2, height), (225, 225, 250), -1)
+    scores = np.array([confidence.get(f + 1, np.nan) for f in range(frames)])
+    for values, top, colour in ((scores, 0, (40, 40, 40)), (keys, half, (200, 90, 20))):
+        points = np.stack([x, y(values, top)], axis=1)
+        for a, b, ok in zip(points[:-1], points[1:], np.isfinite(values[:-1]) & np.isfinite(values[1:]), strict=True):
+            if ok:
+                cv2.line(image, tuple(map(int, a)), tuple(map(int, b)), colour, 2, cv2.LINE_AA)
+    limit = int(y(np.array([threshold]), 0)[0])
+    cv2.line(image, (10, limit), (width - 10, limit), (40, 40, 200), 1, cv2.LINE_AA)
+    for text, at, colour in ((f"face score per frame (Min confidence {threshold:.2f}, red)", half - 10, (40, 40, 40)),
+                             ("mouthSmileLeft keyed: gaps (shaded) filled", half + 14, (200, 90, 20))):
+        cv2.putText(image, text, (10, at), cv2.FONT_HERSHEY_SIMPLEX, 0.42, colour, 1, cv2.LINE_AA)
+    return image
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,7 +280,41 @@ def main(argv: list[str] | None = None) -> int:
             text = mapping_tile(rows, [u for u in ARKIT_NAMES if u not in used], SIZE)
             write("usage_mapping.png", [tile(by_name, "CC4-named keys, by name"),
                                         tile(gained, "Mouth_Smile_L/R gain 0.5"), label(text, "Mapping rows")])
+        if "confidence" in wanted:
+            # Confidence: a real clip with the face covered for a moment. The covered frames have no
+            # face (no score key); with Min confidence, frames whose score is below it join them as
+            # gaps, all filled from their neighbours.
+            head = fresh_head()
+            clip, sample = covered_clip(tmp / "covered.avi")
+            settings.seq_source, settings.seq_filepath, settings.seq_smooth = "VIDEO", str(clip), False
+            bpy.context.scene.render.fps = 30
+            settings.seq_min_confidence = MIN_CONFIDENCE
+            assert bpy.ops.fields.apply_sequence() == {"FINISHED"}
+            keys = keyed_curves(head)
+            confidence = {int(f): v for f, v in keys[f'["{CONFIDENCE_PROPERTY}"]']}
+            assert not any(f - CLIP_FRAMES[0] + 1 in confidence for f in range(*COVERED)), "the covered face was seen"
+            smile = curve_values(keys[f'["{weight_property("mouthSmileLeft")}"]'], CLIP_FRAMES[1] - CLIP_FRAMES[0])
+            graph = chart(confidence, smile, MIN_CONFIDENCE, 2 * SIZE, SIZE)
+            write("usage_confidence.png", [label(cv2.resize(sample, (SIZE, SIZE), interpolation=cv2.INTER_AREA),
+                                                 "a covered frame (real clip)"),
+                                           label(graph, "Apply to Sequence, keyed")])
+            settings.seq_min_confidence = 0.0
     return 0
+
+
+def keyed_curves(head: object) -> dict[str, list[tuple[float, float]]]:
+    """The head's keyed custom properties: data path -> [(frame, value)]."""
+    action = head.animation_data.action  # type: ignore[attr-defined]
+    return {curve.data_path: [tuple(point.co) for point in curve.keyframe_points] for curve in action.fcurves}
+
+
+def curve_values(points: list[tuple[float, float]], frames: int) -> np.ndarray:
+    """Values at scene frames 1..frames (NaN where not keyed)."""
+    out = np.full(frames, np.nan)
+    for frame, value in points:
+        if 1 <= frame <= frames:
+            out[int(frame) - 1] = value
+    return out
 
 
 if __name__ == "__main__":
