@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from sequence_fixtures import blank_frame, moving_frame, write_video
-from test_reconstruct import ASTRONAUT, evaluate, keyed, reconstruct, snapshot
+from test_reconstruct import ASTRONAUT, evaluate, keyed, make_arkit_rig, reconstruct, snapshot
 
 from inference.expression.calibration import NEUTRAL_PROPERTY
 from inference.head.ict import ICT_HEAD_FILE
@@ -130,25 +130,16 @@ def state(obj: Any) -> tuple:
     return shot, keys, rows
 
 
-def make_rig(names: list[str]) -> Any:
-    bpy.ops.mesh.primitive_cube_add()
-    obj = bpy.context.active_object
-    obj.shape_key_add(name="Basis")
-    for name in names:
-        obj.shape_key_add(name=name).value = 0.0
-    return obj
-
-
 def test_cc4_and_daz_rigs_are_driven_by_name(blender) -> None:
     from test_mapping import cc4_rig, daz_name
 
-    cc4 = make_rig(cc4_rig())
+    cc4 = make_arkit_rig(cc4_rig())
     assert reconstruct() == {"FINISHED"} and bpy.context.scene.fields.result_route == "arkit"
     evaluate()
     keys = cc4.data.shape_keys.key_blocks
     assert keys["Mouth_Smile_L"].value > 0.2 and keys["V_Open"].value == 0.0
     assert keys["Brow_Raise_Inner_L"].value == keys["Brow_Raise_Inner_R"].value
-    daz = make_rig([daz_name(u) for u in ARKIT_NAMES])
+    daz = make_arkit_rig([daz_name(u) for u in ARKIT_NAMES])
     bpy.context.scene.fields.target = daz
     assert reconstruct() == {"FINISHED"}
     evaluate()
@@ -160,7 +151,7 @@ def test_mapping_editor_and_presets(blender) -> None:
 
     from conftest import MODULE
 
-    rig = make_rig(["Smile", "Blink_L", "jawOpen"])
+    rig = make_arkit_rig(["Smile", "Blink_L", "jawOpen"])
     assert bpy.ops.fields.mapping_fill() == {"FINISHED"}
     assert [(r.unit, r.target) for r in rig.fields_mapping] == [("jawOpen", "jawOpen")]
     assert bpy.ops.fields.mapping_add() == {"FINISHED"}
