@@ -62,8 +62,9 @@ class Neutral:
         if not rows.any():
             raise NeutralError(f"No face was found in {source or 'the neutral reference'}, so it cannot be the "
                                "neutral.")
-        median, top = np.median(units[rows], axis=0), units[rows].max(0)
-        rest = np.where(top - units[rows].min(0) <= STILL_SPAN, top, median)
+        kept = units[rows]
+        top = kept.max(0)
+        rest = np.where(top - kept.min(0) <= STILL_SPAN, top, np.median(kept, axis=0))
         return cls(np.clip(rest, 0.0, 1.0), tuple(emotions),
                    np.log(np.clip(probs[rows], _EPS, 1.0)).mean(0),
                    float(np.clip(np.median(np.asarray(intensity, dtype=np.float64).reshape(-1)[rows]), 0.0, 1.0)),
