@@ -175,7 +175,7 @@ def test_unlabelled_adapter_reads_images_and_video(tmp_path: Path) -> None:
         writer.write(np.ascontiguousarray(_frame(i)[:, :, ::-1]))
     writer.release()
     data = load_unlabelled(folder, FeatureCache(tmp_path / "cache"), frame_step=3)
-    assert data.features.shape == (3, 1486)  # the still and frames 0 and 3
+    assert data.features.shape == (3, 4046)  # the still and frames 0 and 3
     empty = tmp_path / "empty"
     _save(empty / "blank.png", np.zeros((64, 64, 3), np.uint8))
     with pytest.raises(DataError, match=r"empty' yields no usable face \(1 no face\)"):
@@ -221,3 +221,23 @@ def test_the_landmark_cut_of_the_ict_head_is_exact() -> None:
         got = TorchIctLandmarks(head)(torch.tensor(units[b:b + 1]).float(), torch.tensor(shape[b:b + 1]).float())
         np.testing.assert_allclose(got[0].numpy() / 100, expected, atol=2e-6)
     assert head.model.n_verts < full.n_verts // 10
+
+
+def test_appearance_moves_only_the_emotion_logits() -> None:
+    """The units and intensity read the geometry alone; a geometry-only input (a synthetic face)
+    leaves the appearance term out, and a fresh encoder's term is zero."""
+    from inference.expression.features import N_FEATURES, N_GEOMETRY
+    from training.model import Encoder
+
+    encoder = Encoder(hidden=32, layers=1).eval()
+    faces = torch.randn(4, N_FEATURES)
+    fresh = encoder(faces)
+    for got, want in zip(encoder(faces[:, :N_GEOMETRY]), fresh, strict=True):
+        torch.testing.assert_close(got, want)
+    torch.nn.init.normal_(encoder.appearance.weight)
+    other = faces.clone()
+    other[:, N_GEOMETRY:] += torch.randn(4, N_FEATURES - N_GEOMETRY)
+    (units, logits, intensity), (units2, logits2, intensity2) = encoder(faces), encoder(other)
+    torch.testing.assert_close(units, units2)
+    torch.testing.assert_close(intensity, intensity2)
+    assert (logits - logits2).abs().min() > 0

@@ -60,6 +60,7 @@ class LossConfig:
     stability: float = 10.0  # real faces: units must not move when the input moves by perception's noise
     emotion: float = 1.0  # (d) intensity-aware emotion loss on synthetic faces (prototype labels)
     emotion_real: float = 1.5  # (c) class-balanced emotion loss on real labelled photos
+    appearance: float = 0.2  # (c) L2 penalty on the appearance term of the emotion logits
     label_smoothing: float = 0.15  # (c) the real labels are noisy: part of each target is spread evenly
     intensity: float = 2.0  # (d) intensity regression where it is known
     exaggeration: float = 0.5  # (d) penalises expressions stronger than the labelled intensity implies

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from inference.expression.features import FEATURE_VERSION
+from inference.expression.features import GEOMETRY_VERSION
 from inference.files import write_with
 
 from .config import DataConfig
@@ -42,7 +42,7 @@ def _chunk(args: tuple[int, int, dict]) -> dict[str, np.ndarray]:
 
 def synthetic(count: int, seed: int, config: DataConfig, cache: Path, workers: int = 2) -> Batch:
     key = json.dumps({"data": {name: getattr(config, name) for name in SYNTHETIC_FIELDS}, "count": count, "seed": seed,
-                      "head": IctLandmarks().sha256, "features": FEATURE_VERSION,
+                      "head": IctLandmarks().sha256, "features": GEOMETRY_VERSION,
                       "layout": sorted(Batch.__dataclass_fields__)}, sort_keys=True)
     path = cache / f"synthetic-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
     if path.exists():
@@ -69,7 +69,7 @@ def synthetic(count: int, seed: int, config: DataConfig, cache: Path, workers: i
 class RealFaces:
     """Real training faces: features, MediaPipe's scores as ARKit units, emotion label or -1."""
 
-    features: np.ndarray  # (N, 1486) float32
+    features: np.ndarray  # (N, 4046) float32
     mediapipe: np.ndarray  # (N, 52) ARKit order (tongueOut 0)
     emotion: np.ndarray  # (N,) int64, -1 where unlabelled
     source: str
@@ -90,20 +90,23 @@ def real_training_faces(config: DataConfig, log: Any = print) -> RealFaces:
     split = load_split()
     photos = load_photos(cache=cache)
     train = photos.subset(~np.array(split.photo_mask(photos.people)))
-    # (landmarks px, scores, image size, emotion) per face
-    faces = [(train.landmarks[i], train.scores[i], train.size[i], train.emotion[i]) for i in range(len(train))]
+    # (landmarks px, scores, image size, appearance, mirrored appearance, emotion) per face
+    faces = [(train.landmarks[i], train.scores[i], train.size[i], train.appearance[i], train.appearance_mirrored[i],
+              train.emotion[i]) for i in range(len(train))]
     clips = [c for c in load_clips(cache=cache) if c.name not in split.held_out_clips] if config.clip_step else []
     for clip in clips:
         rows = np.flatnonzero(clip.found)[:: config.clip_step]
-        faces += [(clip.landmarks[i], clip.scores[i], clip.size, -1) for i in rows]
+        faces += [(clip.landmarks[i], clip.scores[i], clip.size, clip.appearance[i], clip.appearance_mirrored[i], -1)
+                  for i in rows]
     frames = len(faces) - len(train)
     if config.mirror:
-        faces += [(*mirror(landmarks, scores, float(size[0])), size, label) for landmarks, scores, size, label in faces]
-    features = np.stack([encoder_features(landmarks, scores, int(size[0]), int(size[1]))
-                         for landmarks, scores, size, _ in faces])
+        faces += [(*mirror(landmarks, scores, float(size[0])), size, mirrored, appearance, label)
+                  for landmarks, scores, size, appearance, mirrored, label in faces]
+    features = np.stack([encoder_features(landmarks, scores, int(size[0]), int(size[1]), appearance)
+                         for landmarks, scores, size, appearance, _, _ in faces])
     scores = np.stack([face[1] for face in faces])
     out = RealFaces(features.astype(np.float32), mediapipe_arkit(scores),
-                    np.array([face[3] for face in faces], dtype=np.int64),
+                    np.array([face[5] for face in faces], dtype=np.int64),
                     f"{len(train)} photos of {len(set(train.people))} training people, "
                     f"{frames} frames of {len(clips)} training clips{', each also mirrored' if config.mirror else ''}")
     if cache.files_perceived:

@@ -46,6 +46,8 @@ def export(encoder: Encoder, onnx_path: Path, metadata: dict[str, Any], check_in
         # and gives nothing here for an MLP; it still ships with torch 2.13.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
+            # The input's width is fixed in the graph (the appearance term is in it): not a warning.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             torch.onnx.export(
                 encoder, (sample,), str(tmp), dynamo=False, opset_version=OPSET, input_names=[INPUT_NAME],
                 output_names=list(OUTPUT_NAMES),

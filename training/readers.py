@@ -25,6 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
+from inference.expression.features import N_GEOMETRY
 from inference.perception.blendshapes import ARKIT_NAMES, MEDIAPIPE_NAMES
 
 from .adapters import DataError
@@ -39,7 +40,7 @@ class ReaderInput:
     landmarks: np.ndarray  # (N, 478, 3) pixels
     scores: np.ndarray  # (N, 52) MediaPipe's order
     size: np.ndarray  # (N, 2) width, height
-    features: np.ndarray  # (N, 1486) `inference.expression.features.encoder_features`
+    features: np.ndarray  # (N, 4046) `inference.expression.features.encoder_features`
 
 
 @dataclass
@@ -110,8 +111,9 @@ class PreviousEncoder:
     def read(self, faces: ReaderInput) -> Reading:
         from inference.head.default_head import EYE_L, EYE_R, JAW, HeadParams
 
-        out = dict(zip(self.names, self.session.run(self.names, {"features": faces.features.astype(np.float32)}),
-                       strict=True))
+        # It read feature layout 1: the geometry alone.
+        geometry = faces.features[:, :N_GEOMETRY].astype(np.float32)
+        out = dict(zip(self.names, self.session.run(self.names, {"features": geometry}), strict=True))
         arkit = np.zeros((len(faces.features), len(ARKIT_NAMES)))
         for i in range(len(arkit)):
             pose = np.zeros((5, 3))

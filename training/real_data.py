@@ -2,8 +2,9 @@
 `talking-clips`, read through our own perception once and cached by each file's sha256.
 
 `PerceptionCache` keeps, per photo, what `inference.perception.Perception` saw (478 landmarks in
-pixels, MediaPipe's 52 scores, the facial transformation matrix, image size, detector score, or
-"no face"), and per clip what `Tracker` saw frame by frame (plus frame numbers, times and fps), as
+pixels, MediaPipe's 52 scores, the facial transformation matrix, the appearance, image size,
+detector score, or "no face"; plus the appearance of the mirrored crop, for training's mirrored
+faces), and per clip what `Tracker` saw frame by frame (plus frame numbers, times and fps), as
 small .npz files written atomically under a cache folder outside the repository (default
 `~/.cache/fields/real`, or `$FIELDS_REAL_CACHE`). A second run reads them and builds no network:
 `cache.networks_built` says so. `load_photos` / `load_clips` give arrays ready for training and
@@ -25,14 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from inference.expression.features import N_BLENDSHAPES, encoder_features
+from inference.expression.features import N_BLENDSHAPES, N_FEATURES, encoder_features
 from inference.files import write_with
-from inference.perception.landmarks import N_LANDMARKS
+from inference.perception.landmarks import N_APPEARANCE, N_LANDMARKS
 
 from .adapters import DataError, RealData
 from .model import EMOTIONS
 
-CACHE_VERSION = 1  # bump when what is stored per file changes
+CACHE_VERSION = 2  # bump when what is stored per file changes
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 PHOTOS = "expressions-in-the-wild"
 CLIPS = "talking-clips"
@@ -94,15 +95,25 @@ class PerceptionCache:
 
         write_with(path, save)
 
+    def mirrored_appearance(self, image: np.ndarray, face: Any) -> np.ndarray:
+        """(2560,) the appearance the landmark network gives the face's crop mirrored left-right."""
+        landmarker = self.perception.landmarker
+        crop = np.ascontiguousarray(landmarker.crops(image, [face.roi])[:, :, ::-1])
+        return np.asarray(landmarker.session.run(["appearance"], {landmarker.session.get_inputs()[0].name: crop})[0][0])
+
     def photo(self, path: Path, digest: str | None = None) -> dict[str, np.ndarray]:
         """`found` (bool) and, when found, `landmarks` (478, 3) px, `scores` (52,), `matrix` (4, 4),
-        `size` (width, height), `detector_score`, `presence`. Raises ImageError on unreadable files."""
+        `appearance` and `appearance_mirrored` (2560,), `size` (width, height), `detector_score`,
+        `presence`. Raises ImageError on unreadable files."""
         digest = digest or sha256_of(path)
         entry = self.folder / "photos" / digest[:2] / f"{digest}.npz"
         cached = self.read_entry(entry)
         if cached is not None:
             return cached
-        result = self.perception.run(path)
+        from inference.perception.image import load_image
+
+        image = load_image(path)
+        result = self.perception.run(image)
         self.files_perceived += 1
         arrays: dict[str, np.ndarray] = {"found": np.array(bool(result.faces)),
                                          "size": np.array([result.width, result.height], np.int32)}
@@ -111,13 +122,15 @@ class PerceptionCache:
             arrays.update(landmarks=face.landmarks_px.astype(np.float32),
                           scores=face.scores.astype(np.float32),
                           matrix=face.matrix.astype(np.float32), detector_score=np.array(face.score, np.float32),
-                          presence=np.array(face.presence, np.float32))
+                          presence=np.array(face.presence, np.float32), appearance=face.appearance.astype(np.float32),
+                          appearance_mirrored=self.mirrored_appearance(image, face).astype(np.float32))
         self.write_entry(entry, arrays)
         return arrays
 
     def clip(self, path: Path, digest: str | None = None) -> dict[str, np.ndarray]:
         """Per frame (T rows): `frames`, `times` (s), `found`, `landmarks` (T, 478, 3) px (NaN where
-        no face), `scores` (T, 52), `matrix` (T, 4, 4), `detector_score`; plus `fps` and `size`."""
+        no face), `scores` (T, 52), `matrix` (T, 4, 4), `appearance` and `appearance_mirrored` (T, 2560),
+        `detector_score`; plus `fps` and `size`."""
         digest = digest or sha256_of(path)
         entry = self.folder / "clips" / f"{digest}.npz"
         cached = self.read_entry(entry)
@@ -128,7 +141,8 @@ class PerceptionCache:
 
         source = VideoSource(path)
         tracker = Tracker(self.perception, max_faces=1)
-        rows: dict[str, list[Any]] = {k: [] for k in ("frames", "found", "landmarks", "scores", "matrix", "score")}
+        rows: dict[str, list[Any]] = {k: [] for k in ("frames", "found", "landmarks", "scores", "matrix", "score",
+                                                      "appearance", "appearance_mirrored")}
         for frame in source:
             if frame.image is None:
                 tracker.reset()  # the chain of crops is broken: the face may have moved
@@ -143,12 +157,18 @@ class PerceptionCache:
                                   else np.full(N_BLENDSHAPES, np.nan))
             rows["matrix"].append(face.matrix if face else np.full((4, 4), np.nan))
             rows["score"].append(face.score if face else np.nan)
+            rows["appearance"].append(face.appearance if face else np.full(N_APPEARANCE, np.nan))
+            rows["appearance_mirrored"].append(self.mirrored_appearance(frame.image, face)
+                                               if face and frame.image is not None
+                                               else np.full(N_APPEARANCE, np.nan))
         self.files_perceived += 1
         frames = np.array(rows["frames"], np.int64)
         arrays = {"frames": frames, "times": frames / source.fps, "fps": np.array(source.fps),
                   "found": np.array(rows["found"]), "landmarks": np.array(rows["landmarks"], np.float32),
                   "scores": np.array(rows["scores"], np.float32), "matrix": np.array(rows["matrix"], np.float32),
                   "detector_score": np.array(rows["score"], np.float32),
+                  "appearance": np.array(rows["appearance"], np.float32),
+                  "appearance_mirrored": np.array(rows["appearance_mirrored"], np.float32),
                   "size": np.array([source.width, source.height], np.int32)}
         self.write_entry(entry, arrays)
         return arrays
@@ -165,6 +185,8 @@ class PhotoSet:
     landmarks: np.ndarray  # (N, 478, 3) float32, pixels
     scores: np.ndarray  # (N, 52) float32, MediaPipe's order (`_neutral` first)
     matrix: np.ndarray  # (N, 4, 4) float32
+    appearance: np.ndarray  # (N, 2560) float32
+    appearance_mirrored: np.ndarray  # (N, 2560) float32: of the face's crop mirrored (training's mirrored faces)
     size: np.ndarray  # (N, 2) int32 width, height
     detector_score: np.ndarray  # (N,) float32
     skipped: Counter[str] = field(default_factory=Counter)
@@ -179,14 +201,15 @@ class PhotoSet:
         pick = [int(i) for i in rows]
         return PhotoSet([self.names[i] for i in pick], [self.people[i] for i in pick], self.emotion[rows],
                         [self.contributor[i] for i in pick], self.landmarks[rows], self.scores[rows],
-                        self.matrix[rows], self.size[rows], self.detector_score[rows], Counter(self.skipped))
+                        self.matrix[rows], self.appearance[rows], self.appearance_mirrored[rows], self.size[rows],
+                        self.detector_score[rows], Counter(self.skipped))
 
     def features(self) -> np.ndarray:
-        """(N, 1486) encoder features, computed the one way training and inference share."""
+        """(N, 4046) encoder features, computed the one way training and inference share."""
         if not len(self):
-            return np.zeros((0, N_LANDMARKS * 3 + N_BLENDSHAPES), np.float32)
+            return np.zeros((0, N_FEATURES), np.float32)
         return np.stack([encoder_features(self.landmarks[i], self.scores[i], int(self.size[i, 0]),
-                                          int(self.size[i, 1])) for i in range(len(self))])
+                                          int(self.size[i, 1]), self.appearance[i]) for i in range(len(self))])
 
     def to_real_data(self, source: str = PHOTOS) -> RealData:
         """These photos as a training source of `training.train` (emotion labels; intensity is not
@@ -206,14 +229,16 @@ class Clip:
     landmarks: np.ndarray  # (T, 478, 3) px, NaN where no face
     scores: np.ndarray  # (T, 52), NaN where no face
     matrix: np.ndarray  # (T, 4, 4)
+    appearance: np.ndarray  # (T, 2560), NaN where no face
+    appearance_mirrored: np.ndarray  # (T, 2560), NaN where no face
     size: np.ndarray  # (2,) width, height
 
     def features(self) -> np.ndarray:
-        """(T, 1486) encoder features, NaN rows where no face was tracked."""
+        """(T, 4046) encoder features, NaN rows where no face was tracked."""
         width, height = int(self.size[0]), int(self.size[1])
-        out = np.full((len(self.frames), N_LANDMARKS * 3 + N_BLENDSHAPES), np.nan, np.float32)
+        out = np.full((len(self.frames), N_FEATURES), np.nan, np.float32)
         for i in np.flatnonzero(self.found):
-            out[i] = encoder_features(self.landmarks[i], self.scores[i], width, height)
+            out[i] = encoder_features(self.landmarks[i], self.scores[i], width, height, self.appearance[i])
         return out
 
 
@@ -254,7 +279,8 @@ def load_photos(folder: Path | None = None, cache: PerceptionCache | None = None
     cache = cache or PerceptionCache()
     labels = read_labels(folder / "labels.csv")
     kept: dict[str, list[Any]] = {k: [] for k in ("names", "emotion", "contributor", "landmarks", "scores",
-                                                  "matrix", "size", "detector_score")}
+                                                  "matrix", "appearance", "appearance_mirrored", "size",
+                                                  "detector_score")}
     skipped: Counter[str] = Counter()
     for i, (image, emotion, contributor) in enumerate(labels):
         if progress is not None:
@@ -272,6 +298,7 @@ def load_photos(folder: Path | None = None, cache: PerceptionCache | None = None
             continue
         for key, value in (("names", image), ("emotion", emotion), ("contributor", contributor),
                            ("landmarks", seen["landmarks"]), ("scores", seen["scores"]), ("matrix", seen["matrix"]),
+                           ("appearance", seen["appearance"]), ("appearance_mirrored", seen["appearance_mirrored"]),
                            ("size", seen["size"]), ("detector_score", seen["detector_score"])):
             kept[key].append(value)
     if not kept["names"]:
@@ -279,7 +306,8 @@ def load_photos(folder: Path | None = None, cache: PerceptionCache | None = None
     return PhotoSet(names=kept["names"], people=[person_of(n) for n in kept["names"]],
                     emotion=np.array(kept["emotion"], np.int64), contributor=kept["contributor"],
                     landmarks=np.stack(kept["landmarks"]), scores=np.stack(kept["scores"]),
-                    matrix=np.stack(kept["matrix"]), size=np.stack(kept["size"]),
+                    matrix=np.stack(kept["matrix"]), appearance=np.stack(kept["appearance"]),
+                    appearance_mirrored=np.stack(kept["appearance_mirrored"]), size=np.stack(kept["size"]),
                     detector_score=np.array(kept["detector_score"], np.float32), skipped=skipped)
 
 
@@ -301,5 +329,6 @@ def load_clips(folder: Path | None = None, cache: PerceptionCache | None = None,
         seen = cache.clip(path)
         clips.append(Clip(name=path.stem, fps=float(seen["fps"]), frames=seen["frames"], times=seen["times"],
                           found=seen["found"].astype(bool), landmarks=seen["landmarks"], scores=seen["scores"],
-                          matrix=seen["matrix"], size=seen["size"]))
+                          matrix=seen["matrix"], appearance=seen["appearance"],
+                          appearance_mirrored=seen["appearance_mirrored"], size=seen["size"]))
     return clips

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from inference.expression.emotions import EMOTIONS, prototype
-from inference.expression.features import encoder_features
+from inference.expression.features import geometry_features
 from inference.head.forward import rodrigues
 from inference.perception.blendshapes import ARKIT_NAMES, BlendshapeNetwork
 
@@ -113,7 +113,7 @@ def generate(head: IctLandmarks, count: int, seed: int, config: DataConfig,
         # The landmark network's error, measured per 256 px of its face crop (about 1.5 face widths).
         landmarks += rng.normal(0.0, config.landmark_noise_px * 1.5 * face_px / 256.0, landmarks.shape)
         scores = network.scores(landmarks)
-        columns["features"].append(encoder_features(landmarks, scores, IMAGE_SIZE, IMAGE_SIZE))
+        columns["features"].append(geometry_features(landmarks, scores, IMAGE_SIZE, IMAGE_SIZE))
         for name, value in (("arkit", weights), ("shape", shape), ("emotion", label), ("intensity", intensity),
                             ("head_pose", pose)):
             columns[name].append(value)

@@ -16,13 +16,14 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import distributed as dist
 
 from inference.expression.emotions import EMOTIONS
+from inference.expression.features import N_GEOMETRY
 from inference.files import write_with
 from inference.perception.blendshapes import ARKIT_NAMES
 from inference.perception.landmarks import N_LANDMARKS
@@ -64,8 +65,9 @@ def _extra_sources(config: TrainConfig, cache: Path, log: Any) -> list[RealFaces
             skipped = ", ".join(f"{n} {why}" for why, n in data.skipped.items() if n) or "none"
             log(f"data: {len(data.features)} faces from {data.source} (skipped: {skipped})")
             emotion = data.emotion if data.emotion is not None else np.full(len(data.features), -1)
-            # The features end with MediaPipe's 52 scores: the pseudo-label comes with them.
-            out.append(RealFaces(data.features, mediapipe_arkit(data.features[:, -52:]), emotion, data.source))
+            # The geometry ends with MediaPipe's 52 scores: the pseudo-label comes with them.
+            scores = data.features[:, N_LANDMARKS * 3:N_GEOMETRY]
+            out.append(RealFaces(data.features, mediapipe_arkit(scores), emotion, data.source))
     return out
 
 
@@ -144,37 +146,40 @@ def assemble(config: TrainConfig, device: torch.device, rank: int, world: int, l
 
 def step_losses(net: torch.nn.Module, batch: dict[str, torch.Tensor], real: dict[str, torch.Tensor] | None,
                 setup: Setup, config: TrainConfig) -> dict[str, torch.Tensor]:
-    """One step's named loss terms; `weighted` sums them with the config's weights."""
-    count = len(batch["features"])
-    features = batch["features"] if real is None else torch.cat([batch["features"], real["features"]])
-    units, logits, intensity = net(features)
+    """One step's named loss terms; `weighted` sums them with the config's weights. Synthetic faces
+    (geometry only) and real ones (with their appearance) go through the encoder separately."""
+    units, logits, intensity = net(batch["features"])
     terms = {name: value.mean() for name, value in
-             losses.direct_3d(units[:count], batch["arkit"], setup.unit_basis).items()}
+             losses.direct_3d(units, batch["arkit"], setup.unit_basis).items()}
     terms.update({name: value.mean() for name, value in
-                  losses.emotion(logits[:count], intensity[:count], units[:count], batch["emotion"],
-                                 batch["intensity"], setup.prototypes).items()})
+                  losses.emotion(logits, intensity, units, batch["emotion"], batch["intensity"],
+                                 setup.prototypes).items()})
     if real is not None and setup.consistency is not None:
+        units, logits, intensity = net(real["features"])
         observed = real["features"][:, : N_LANDMARKS * 3].reshape(-1, N_LANDMARKS, 3)
-        terms["stability"] = (net(jittered(real["features"]))[0] - units[count:].detach()).square().mean()
-        terms["landmarks_2d"] = setup.consistency(units[count:], observed).mean()
-        terms["pseudo"] = (units[count:] - real["mediapipe"]).square().mean()
+        terms["stability"] = (net(jittered(real["features"][:, :N_GEOMETRY]))[0] - units.detach()).square().mean()
+        terms["landmarks_2d"] = setup.consistency(units, observed).mean()
+        terms["pseudo"] = (units - real["mediapipe"]).square().mean()
         labelled = real["emotion"] >= 0
-        terms["emotion_real"] = losses.real_emotion(logits[count:], real["emotion"], setup.class_weights,
+        terms["emotion_real"] = losses.real_emotion(logits, real["emotion"], setup.class_weights,
                                                     config.loss.label_smoothing).sum() / labelled.sum().clamp_min(1)
+        # The appearance term is fitted on a few thousand photos: an L2 penalty keeps it small.
+        encoder = cast(Encoder, getattr(net, "module", net))  # DistributedDataParallel wraps it
+        terms["appearance"] = encoder.appearance.weight.square().sum()
         # (d) on real faces: the intensity agrees with the expression's size, its units' projection
         # onto the labelled class's prototype (not pushed by it: detached); neutral means none.
         proto = setup.prototypes[real["emotion"].clamp_min(0)]
-        size = ((units[count:].detach() * proto).sum(1) / proto.square().sum(1).clamp_min(1e-9)).clamp(0, 1)
+        size = ((units.detach() * proto).sum(1) / proto.square().sum(1).clamp_min(1e-9)).clamp(0, 1)
         size = torch.where(real["emotion"] == EMOTIONS.index("neutral"), torch.zeros_like(size), size)
-        terms["intensity"] = terms["intensity"] + losses.masked_mean((intensity[count:, 0] - size).abs(), labelled)
+        terms["intensity"] = terms["intensity"] + losses.masked_mean((intensity[:, 0] - size).abs(), labelled)
     return terms
 
 
-def jittered(features: torch.Tensor) -> torch.Tensor:
-    """Real faces' features moved by perception's noise (`STABILITY_NOISE_*`)."""
-    scale = torch.full_like(features[:1], STABILITY_NOISE_CM)
+def jittered(geometry: torch.Tensor) -> torch.Tensor:
+    """Real faces' geometry features moved by perception's noise (`STABILITY_NOISE_*`)."""
+    scale = torch.full_like(geometry[:1], STABILITY_NOISE_CM)
     scale[:, N_LANDMARKS * 3:] = STABILITY_NOISE_SCORES
-    return features + torch.randn_like(features) * scale
+    return geometry + torch.randn_like(geometry) * scale
 
 
 def weighted(terms: dict[str, torch.Tensor], config: TrainConfig) -> torch.Tensor:
@@ -239,9 +244,15 @@ def train(config: TrainConfig, log: Any = print) -> dict[str, Any]:
     device = torch.device(resolve_device(config.device))
     started = time.perf_counter()
     setup = assemble(config, device, rank, world, log)
-    features = setup.data["features"]
-    encoder = Encoder(features.shape[1], config.model.hidden, config.model.layers, config.model.dropout).to(device)
-    encoder.set_normalisation(features.mean(0), features.std(0))
+    encoder = Encoder(config.model.hidden, config.model.layers, config.model.dropout).to(device)
+    # The geometry is standardised over the synthetic faces, the appearance over the real ones
+    # (without real faces it stays 0 and 1, and the appearance term at zero).
+    geometry, mean, std = setup.data["features"], encoder.mean.clone(), encoder.std.clone()
+    mean[:N_GEOMETRY], std[:N_GEOMETRY] = geometry.mean(0), geometry.std(0)
+    if setup.real:
+        appearance = setup.real["features"][:, N_GEOMETRY:]
+        mean[N_GEOMETRY:], std[N_GEOMETRY:] = appearance.mean(0), appearance.std(0)
+    encoder.set_normalisation(mean, std)
     history = fit(config, encoder, setup, device, rank, world, log)
 
     metrics = evaluate(encoder, setup.val_set, device)
@@ -250,7 +261,7 @@ def train(config: TrainConfig, log: Any = print) -> dict[str, Any]:
         from .real_photos import real_photo_metrics
 
         metrics.update(real_photo_metrics(encoder, ARKIT_NAMES))
-        _write_outputs(config, encoder, setup.val_set, metrics, history)
+        _write_outputs(config, encoder, export_sample(encoder, setup), metrics, history)
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
@@ -291,7 +302,16 @@ def head_contract() -> dict[str, Any]:
             "embedding": {"file": ICT_EMBEDDING.name, "sha256": file_sha256(ICT_EMBEDDING)}}
 
 
-def _write_outputs(config: TrainConfig, encoder: Encoder, val_set: Batch, metrics: dict[str, Any],
+def export_sample(encoder: Encoder, setup: Setup, count: int = 256) -> torch.Tensor:
+    """Whole inputs to check the ONNX export on: real faces where there are some, else held-out
+    synthetic ones with the mean appearance."""
+    if setup.real:
+        return setup.real["features"][:count].cpu()
+    geometry = torch.as_tensor(setup.val_set.features[:count]).float()
+    return torch.cat([geometry, encoder.mean[N_GEOMETRY:].cpu().expand(len(geometry), -1)], dim=1)
+
+
+def _write_outputs(config: TrainConfig, encoder: Encoder, sample: torch.Tensor, metrics: dict[str, Any],
                    history: list[dict[str, float]]) -> None:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -307,7 +327,7 @@ def _write_outputs(config: TrainConfig, encoder: Encoder, val_set: Batch, metric
         "metrics": metrics,
         "history": history,
     }
-    worst = export(encoder, out / "encoder.onnx", metadata, torch.as_tensor(val_set.features[:256]).float())
+    worst = export(encoder, out / "encoder.onnx", metadata, sample)
     (out / "metrics.json").write_text(json.dumps({**metrics, "onnx_vs_torch_max_abs": worst}, indent=2) + "\n")
 
 
@@ -321,7 +341,7 @@ def load_trained(folder: Path) -> tuple[Encoder, TrainConfig]:
             raise ConfigError(f"Weights folder '{folder}' has no {path.name}")
     config = load_config(config_path)
     state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)["state_dict"]
-    encoder = Encoder(len(state["mean"]), config.model.hidden, config.model.layers, config.model.dropout)
+    encoder = Encoder(config.model.hidden, config.model.layers, config.model.dropout)
     encoder.load_state_dict(state)
     return encoder.eval(), config
 
