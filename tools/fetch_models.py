@@ -90,7 +90,6 @@ def rewrite_prelu(path: Path, *, check_inputs: int = 3, tolerance: float = 1e-3)
     after checking the outputs against the unmodified graph; returns how many were replaced."""
     import numpy as np
     import onnx
-    import onnxruntime as ort
     from onnx import helper, numpy_helper
 
     original = path.read_bytes()
@@ -114,19 +113,29 @@ def rewrite_prelu(path: Path, *, check_inputs: int = 3, tolerance: float = 1e-3)
     del graph.node[:]
     graph.node.extend(nodes)
     onnx.checker.check_model(model)
-    rewritten = model.SerializeToString()
+    replace_checked(path, original, model.SerializeToString(), "PReLU rewrite", check_inputs, tolerance, 1e-4)
+    return count
+
+
+def replace_checked(path: Path, original: bytes, changed: bytes, what: str, check_inputs: int,
+                    atol: float = 0.0, rtol: float = 0.0) -> None:
+    """Write `changed` over `path` once the original graph's outputs, on random inputs, come out of
+    it the same (within atol/rtol; 0 and 0: bit-identical)."""
+    import numpy as np
+    import onnxruntime as ort
+
     before = ort.InferenceSession(original, providers=["CPUExecutionProvider"])
-    after = ort.InferenceSession(rewritten, providers=["CPUExecutionProvider"])
+    after = ort.InferenceSession(changed, providers=["CPUExecutionProvider"])
+    names = [output.name for output in before.get_outputs()]
     spec = before.get_inputs()[0]
     shape = [1 if not isinstance(d, int) else d for d in spec.shape]
     rng = np.random.default_rng(0)
     for _ in range(check_inputs):
         feed = {spec.name: rng.random(shape, dtype=np.float32)}
-        for want, got in zip(before.run(None, feed), after.run(None, feed), strict=True):
-            if not np.allclose(want, got, atol=tolerance, rtol=1e-4):
-                raise SystemExit(f"PReLU rewrite of {path.name} changed its output by {np.abs(want - got).max()}")
-    path.write_bytes(rewritten)
-    return count
+        for want, got in zip(before.run(names, feed), after.run(names, feed), strict=True):
+            if not np.allclose(want, got, atol=atol, rtol=rtol):
+                raise SystemExit(f"{what} of {path.name} changed its output by {np.abs(want - got).max()}")
+    path.write_bytes(changed)
 
 
 # The landmark network's residual blocks tapped for the appearance output: 64x64 (32 channels) and
@@ -139,9 +148,7 @@ APPEARANCE_OUTPUT = "appearance"
 def add_appearance(path: Path, *, check_inputs: int = 2) -> bool:
     """Add the `appearance` output (N, 2560) to the landmark network at `path`, in place; False
     when it is there already. The existing outputs are checked unchanged before the file is replaced."""
-    import numpy as np
     import onnx
-    import onnxruntime as ort
     from onnx import TensorProto, helper
 
     original = path.read_bytes()
@@ -164,19 +171,7 @@ def add_appearance(path: Path, *, check_inputs: int = 2) -> bool:
     graph.node.append(helper.make_node("Concat", pooled, [APPEARANCE_OUTPUT], axis=1))
     graph.output.append(helper.make_tensor_value_info(APPEARANCE_OUTPUT, TensorProto.FLOAT, ["N", size]))
     onnx.checker.check_model(model)
-    tapped = model.SerializeToString()
-    before = ort.InferenceSession(original, providers=["CPUExecutionProvider"])
-    after = ort.InferenceSession(tapped, providers=["CPUExecutionProvider"])
-    names = [o.name for o in before.get_outputs()]
-    spec = before.get_inputs()[0]
-    shape = [1 if not isinstance(d, int) else d for d in spec.shape]
-    rng = np.random.default_rng(0)
-    for _ in range(check_inputs):
-        feed = {spec.name: rng.random(shape, dtype=np.float32)}
-        for want, got in zip(before.run(names, feed), after.run(names, feed), strict=True):
-            if not np.array_equal(want, got):
-                raise SystemExit(f"Adding the appearance output to {path.name} changed its outputs")
-    path.write_bytes(tapped)
+    replace_checked(path, original, model.SerializeToString(), "Adding the appearance output", check_inputs)
     return True
 
 
