@@ -35,6 +35,7 @@ from training.real_data import (
 from training.real_metrics import (
     balanced_accuracy,
     confusion,
+    label_changes,
     lag_ms,
     pearson_and_slope,
     read_as_neutral,
@@ -301,3 +302,11 @@ def test_mirroring_a_perceived_face_matches_perceiving_the_mirrored_photo() -> N
         return float(np.abs(appearance - seen_there).mean())
 
     assert gap(mirrored) < 0.25 * gap(face.appearance)
+
+
+def test_label_changes_count_only_pairs_of_frames_with_a_face() -> None:
+    labels = np.array([1, 1, 2, 2, 0, 3, 3, 1])
+    found = np.array([True, True, True, True, False, True, True, True])
+    # pairs with a face on both sides: (1,1) (1,2) (2,2) (3,3) (3,1): two changes in five
+    assert label_changes(labels, found) == pytest.approx(40.0)
+    assert np.isnan(label_changes(labels[:1], found[:1]))

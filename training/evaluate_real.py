@@ -35,6 +35,7 @@ from .real_metrics import (
     VARY_STD,
     balanced_accuracy,
     confusion,
+    label_changes,
     lag_ms,
     pearson_and_slope,
     read_as_neutral,
@@ -118,6 +119,8 @@ def clip_metrics(reader: Any, clips: list[Clip]) -> dict[str, Any]:
         reading = reader.read(ReaderInput(clip.landmarks[found], clip.scores[found],
                                           np.tile(clip.size, (int(found.sum()), 1)), features[found]))
         arkit[found] = reading.arkit
+        labels = np.full(len(found), -1)
+        labels[found] = reading.emotion
         smooth = one_euro(fill_gaps(arkit, found, "interpolate", clip.times), clip.times, DEFAULT_SMOOTHING)
         reference = np.full_like(arkit, np.nan)
         reference[found] = mediapipe_arkit(clip.scores[found])
@@ -131,7 +134,8 @@ def clip_metrics(reader: Any, clips: list[Clip]) -> dict[str, Any]:
         per_clip[clip.name] = {"frames": len(found), "tracked": int(found.sum()),
                                "still_frames": int(still.any(1).sum()), "still_unit_frames": int(still.sum()),
                                "jitter_raw": still_jitter(arkit, still), "jitter_smoothed": still_jitter(smooth, still),
-                               "jitter_mediapipe": still_jitter(reference, still), "varying_units": len(moving)}
+                               "jitter_mediapipe": still_jitter(reference, still), "varying_units": len(moving),
+                               "emotion_changes_per_100": label_changes(labels, found)}
     still_total = sum(c["still_unit_frames"] for c in per_clip.values())
 
     def weighted(key: str) -> float:
@@ -203,7 +207,9 @@ def format_report(report: dict[str, Any]) -> str:
                   f"(MediaPipe's own {r['jitter_mediapipe']:.4f}); lag behind MediaPipe raw {r['lag_ms_raw']:.0f} ms, "
                   f"smoothed {r['lag_ms_smoothed']:.0f} ms",
                   "  " + "; ".join(f"{c}: {v['still_unit_frames'] / v['frames']:.1f} of 51 units still per frame"
-                                   for c, v in r["clips"].items())]
+                                   for c, v in r["clips"].items()),
+                  "  emotion label changes per 100 frames (raw): " + ", ".join(
+                      f"{c} {v['emotion_changes_per_100']:.1f}" for c, v in r["clips"].items())]
     return "\n".join(lines)
 
 

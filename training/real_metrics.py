@@ -102,6 +102,14 @@ def still_jitter(values: np.ndarray, still: np.ndarray) -> float:
     return float(np.nanmean(steps)) if steps.size else float("nan")
 
 
+def label_changes(labels: np.ndarray, found: np.ndarray) -> float:
+    """How often the read emotion label changes between consecutive frames with a face, per 100
+    such pairs (before any smoothing): a flickering label is what an artist sees jump."""
+    pairs = found[1:] & found[:-1]
+    changed = (np.asarray(labels)[1:] != np.asarray(labels)[:-1])[pairs]
+    return float(100.0 * changed.mean()) if changed.size else float("nan")
+
+
 def lag_ms(read: np.ndarray, reference: np.ndarray, found: np.ndarray, fps: float) -> float:
     """Shift (ms) of `read` behind `reference` that best correlates them (see module docstring)."""
     best, best_r = 0, -np.inf
