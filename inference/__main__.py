@@ -31,7 +31,7 @@ import time
 from typing import Any
 
 from .errors import FieldsError
-from .payloads import add_sequence_options, photo_payload, smoothing_settings
+from .payloads import add_neutral_options, add_sequence_options, photo_payload, smoothing_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,19 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--match-shape", action="store_true",
                         help="photo: also fit the ICT head's identity to each face (adds `shape`: identity and "
                         "the landmark residual in mm before and after)")
-    parser.add_argument("--neutral", metavar="PHOTO|START:END|auto",
-                        help="read the expression relative to the actor at rest: a photo of them at rest, or "
-                        "(sequences, CSV takes) source frames START to END (from 0, END included) or auto (the "
-                        "calmest half second)")
     sequence = parser.add_argument_group("sequences (video file, image folder or Live Link Face .csv)")
+    add_neutral_options(parser, sequence)
     sequence.add_argument("--out", help="write the per-frame parameters to this .npz, or to this .csv as a "
                           "Live Link Face take (chosen by the suffix)")
     sequence.add_argument("--start", type=int, default=0, help="first source frame, counted from 0 (default 0)")
     sequence.add_argument("--end", type=int, default=None, help="last source frame, inclusive (default: the last)")
     add_sequence_options(sequence)
-    sequence.add_argument("--min-confidence", type=float, default=0.0,
-                          help="frames whose face score is below this (0 to 1) are gaps, filled as --gaps says "
-                          "(default 0: every face found is used; a CSV row counts as confident)")
     sequence.add_argument("--timecode-fps", type=int, default=None,
                           help="Live Link Face CSV: the rate its timecodes count frames at, in and out "
                           "(default 60, the app's)")

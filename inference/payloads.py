@@ -48,6 +48,19 @@ def add_sequence_options(parser: argparse.ArgumentParser | argparse._ArgumentGro
     parser.add_argument("--no-smoothing", action="store_true", help="keep the per-frame values unsmoothed")
 
 
+def add_neutral_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+                        sequences: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """`--neutral` (onto `parser`: photos take it too) and `--min-confidence` (onto `sequences`), as
+    both command lines take them."""
+    parser.add_argument("--neutral", metavar="PHOTO|START:END|auto",
+                        help="read the expression relative to the actor at rest: a photo of them at rest, or "
+                        "(sequences, CSV takes) source frames START to END (from 0, END included) or auto (the "
+                        "calmest half second)")
+    sequences.add_argument("--min-confidence", type=float, default=0.0,
+                           help="frames whose face score is below this (0 to 1) are gaps, filled as --gaps says "
+                           "(default 0: every face found is used; a CSV row counts as confident)")
+
+
 def smoothing_settings(no_smoothing: bool = False, min_cutoff: float | None = None, beta: float | None = None,
                        d_cutoff: float | None = None) -> Any:
     """`OneEuroSettings` with each option given or defaulted, or None when smoothing is off."""

@@ -198,3 +198,40 @@ def test_live_link_csv_is_a_batch_input(tmp_path: Path) -> None:
     assert record["status"] == "done" and record["frames"] == 30
     expected = read_livelink(str(good), None, 60).processed()
     np.testing.assert_allclose(load_result(out / "good.npz").expression, expected.expression, atol=1e-6)
+
+
+def test_neutral_and_min_confidence_reach_each_input_as_on_the_single_command_line(tmp_path: Path) -> None:
+    """`--neutral START:END` calibrates each sequence on its own frames, as `python -m inference
+    take.csv --neutral ...` does; a range outside one input fails that input by name, a range on a
+    photo fails the photo, and the rest finish."""
+    from inference.batch.work import Worker
+    from inference.sequence.livelink import Take, write_take
+    from inference.sequence.pipeline import load_result
+
+    rng = np.random.default_rng(5)
+    take = write_take(tmp_path / "take.csv", Take(times=np.arange(40) / 60, units=rng.uniform(0, 1, (40, 52)),
+                                                  head=np.zeros((40, 3)), eyes=np.zeros((40, 2, 3))))
+    short = write_take(tmp_path / "short.csv", Take(times=np.arange(8) / 60, units=rng.uniform(0, 1, (8, 52)),
+                                                    head=np.zeros((8, 3)), eyes=np.zeros((8, 2, 3))))
+    single = run_cli(str(take), "--out", str(tmp_path / "single.npz"), "--neutral", "20:29", "--min-confidence", "0.5",
+                     "--quiet")
+    assert single.returncode == 0, single.stderr
+    settings = BatchSettings(neutral="20:29", min_confidence=0.5)
+    out = tmp_path / "out"
+    records = {item.name: Worker(settings, str(out)).process(item)
+               for item in plan([str(take), str(short), str(PHOTO)], out, settings)}
+    assert records["take"]["status"] == "done"
+    np.testing.assert_allclose(load_result(out / "take.npz").expression,
+                               load_result(tmp_path / "single.npz").expression, atol=1e-6)
+    plain = tmp_path / "plain"
+    assert Worker(BatchSettings(), str(plain)).process(plan([str(take)], plain, BatchSettings())[0])["status"] == "done"
+    assert not np.allclose(load_result(plain / "take.npz").expression, load_result(out / "take.npz").expression)
+    assert records["short"]["status"] == "failed" and str(short) in records["short"]["error"]
+    assert "outside" in records["short"]["error"] and not (out / "short.npz").exists()
+    photo = records[next(n for n in records if n not in ("take", "short"))]
+    assert photo["status"] == "failed" and "needs a sequence's frames" in photo["error"]
+    # A photo reference is part of the key: another photo is another result.
+    other = BatchSettings(neutral=str(PHOTO), neutral_sha256="0" * 64)
+    assert plan([str(take)], out, other)[0].key != plan([str(take)], out, settings)[0].key
+    bad = run_cli("batch", str(take), "--out", str(tmp_path / "bad"), "--neutral", "5:2")
+    assert bad.returncode == 2 and "empty or negative" in bad.stderr

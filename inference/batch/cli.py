@@ -11,6 +11,7 @@ or Ray (the driver imports Ray only when there is work for it).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -18,7 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..payloads import add_sequence_options, smoothing_settings
+from ..payloads import add_neutral_options, add_sequence_options, smoothing_settings
 from .inputs import BatchSettings
 
 
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="sequences: also write <name>.json (per-frame values)")
     parser.add_argument("--max-faces", type=int, default=None, help="photos: keep at most this many faces")
     add_sequence_options(parser)
+    add_neutral_options(parser, parser)
     parser.add_argument("--progress", action="store_true", help="progress lines on stderr even when not a terminal")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return parser
@@ -77,10 +79,25 @@ def main(argv: list[str]) -> int:
     if (args.step < 1 or args.face < 0 or (args.workers is not None and args.workers < 1)
             or (args.fps is not None and args.fps <= 0) or (args.max_faces is not None and args.max_faces < 1)):
         parser.error("--step, --workers and --max-faces must be >= 1, --face >= 0, --fps > 0")
+    if not 0.0 <= args.min_confidence <= 1.0:
+        parser.error("--min-confidence must be between 0 and 1")
+    neutral_sha256 = None
+    if args.neutral:
+        from ..expression.calibration import NeutralError, parse_neutral
+
+        try:
+            spec = parse_neutral(args.neutral)
+            if spec.kind == "photo":  # its content is part of every result's key
+                neutral_sha256 = hashlib.sha256(Path(spec.photo).read_bytes()).hexdigest()
+        except NeutralError as error:
+            parser.error(str(error))
+        except OSError as error:
+            parser.error(f"the neutral photo '{args.neutral}' cannot be read ({error.strerror or error})")
     smoothing = smoothing_settings(args.no_smoothing, args.min_cutoff, args.beta, args.d_cutoff)
     settings = BatchSettings(face=args.face, step=args.step, fps=args.fps, gaps=args.gaps,
                              smoothing=None if smoothing is None else asdict(smoothing), max_faces=args.max_faces,
-                             csv=args.csv, json=args.json)
+                             csv=args.csv, json=args.json, neutral=args.neutral, neutral_sha256=neutral_sha256,
+                             min_confidence=args.min_confidence)
     show = not args.quiet and (args.progress or sys.stderr.isatty())
     report = ProgressLine(sys.stderr, in_place=sys.stderr.isatty()) if show else None
     from .driver import run_batch

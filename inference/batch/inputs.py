@@ -42,6 +42,9 @@ class BatchSettings:
     max_faces: int | None = None  # photos
     csv: bool = False  # sequences: also <name>.csv
     json: bool = False  # sequences: also <name>.json (per-frame values, as `--json` prints)
+    neutral: str | None = None  # `--neutral`: a photo of the actor at rest, START:END or auto (per sequence)
+    neutral_sha256: str | None = None  # the neutral photo's content: another photo runs the batch again
+    min_confidence: float = 0.0  # sequences: frames whose face score is lower become gaps
 
 
 @dataclass

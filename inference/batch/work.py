@@ -2,7 +2,8 @@
 
 `Worker` is a plain class; `run.py` makes it a Ray actor (one per worker process) and the
 benchmark runs it in one ordinary process, so both paths process an input with the same code as
-the single-input command line: `open_source`, `SequencePipeline.run`, `processed(gaps, smoothing)`,
+the single-input command line: `open_source`, `SequencePipeline.run`, `confident` and
+`calibrated` (`--min-confidence`, `--neutral`: a range or auto is each sequence's own), `processed(gaps, smoothing)`,
 `save_result` for a sequence (`payloads.read_livelink` in place of the pipeline for a Live Link
 Face CSV), `photo_payload` for a photo. Every file is written atomically
 (`inference.files`), the state record last; an input that fails returns a record naming it and
@@ -48,6 +49,7 @@ class Worker:
         self._sequence: Any = None
         self._perception: Any = None
         self._encoder: Any = None
+        self._neutral: Any = None  # the neutral photo's reading, once
         self._lock = threading.Lock()
         self._current: tuple[str, int] | None = None  # (input name, frames done) while processing
 
@@ -91,6 +93,15 @@ class Worker:
         record["seconds"] = round(time.perf_counter() - began, 3)
         return record
 
+    def _neutral_photo(self, path: str) -> Any:
+        """The `Neutral` of the batch's neutral photo, read once per worker."""
+        if self._neutral is None:
+            from ..payloads import photo_neutral
+            from ..perception.pipeline import Perception
+
+            self._neutral = photo_neutral(Perception(max_faces=1), self.encoder(), path)
+        return self._neutral
+
     def _photo(self, item: BatchInput) -> int:
         from ..payloads import photo_payload
 
@@ -98,7 +109,16 @@ class Worker:
             from ..perception.pipeline import Perception
 
             self._perception = Perception(max_faces=self.settings.max_faces)
-        payload = photo_payload(self._perception, self.encoder(), item.path)
+        neutral = None
+        if self.settings.neutral:
+            from ..expression.calibration import NeutralError, parse_neutral
+
+            spec = parse_neutral(self.settings.neutral)
+            if spec.kind != "photo":
+                raise NeutralError(f"'{item.path}' is a photo: --neutral {self.settings.neutral} needs a sequence's "
+                                   "frames; give a photo of the actor at rest to calibrate photos.")
+            neutral = self._neutral_photo(spec.photo)
+        payload = photo_payload(self._perception, self.encoder(), item.path, neutral=neutral)
         # The photo command line's JSON line, as one file.
         write_atomic(self.out / item.outputs[0], (json.dumps(payload) + "\n").encode())
         return 1
@@ -120,6 +140,15 @@ class Worker:
         else:
             source = open_source(item.path, 0, None, settings.step, settings.fps)
             raw = self._sequence.run(source, progress=lambda job: self._count(item.name, job.done))
+        if settings.min_confidence > 0:
+            raw = raw.confident(settings.min_confidence)
+        if settings.neutral:
+            from ..expression.calibration import parse_neutral
+            from ..payloads import sequence_neutral
+
+            spec = parse_neutral(settings.neutral)
+            neutral = sequence_neutral(spec, raw, f"'{item.path}'", lambda: self._neutral_photo(spec.photo))
+            raw = raw.calibrated(neutral, self.encoder())
         smoothing = None if settings.smoothing is None else OneEuroSettings(**settings.smoothing)
         result = raw.processed(gaps=settings.gaps, smoothing=smoothing)
         save_result(result, self.out / f"{item.name}.npz")
