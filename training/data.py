@@ -41,6 +41,7 @@ def _chunk(args: tuple[int, int, dict]) -> dict[str, np.ndarray]:
 
 
 def synthetic(count: int, seed: int, config: DataConfig, cache: Path, workers: int = 2) -> Batch:
+    # Synthetic faces carry the geometry part of the features only (never rendered: no appearance).
     key = json.dumps({"data": {name: getattr(config, name) for name in SYNTHETIC_FIELDS}, "count": count, "seed": seed,
                       "head": IctLandmarks().sha256, "features": GEOMETRY_VERSION,
                       "layout": sorted(Batch.__dataclass_fields__)}, sort_keys=True)
