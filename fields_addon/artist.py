@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import bpy
 
 from . import common, preferences, sessions, settings
-from .common import FieldsTargetMixin, missing_runtime, photo_source, resolve_target, sentence, sequence_path
+from .common import FieldsTargetMixin, failure, photo_source, resolve_target, sentence, sequence_path
 
 if TYPE_CHECKING:
     from bpy._typing.rna_enums import OperatorReturnItems
@@ -98,11 +98,8 @@ class FIELDS_OT_set_neutral(FieldsTargetMixin, bpy.types.Operator):
                 neutral = _photo_neutral(context, encoder)
             else:
                 neutral = _sequence_neutral(context, automatic=options.neutral_from == "AUTO")
-        except FieldsError as error:
-            self.report({"ERROR"}, sentence(str(error)))
-            return {"CANCELLED"}
-        except ImportError as error:
-            self.report({"ERROR"}, missing_runtime(error))
+        except (FieldsError, ImportError) as error:  # ImportError: a runtime library missing from Blender
+            self.report({"ERROR"}, failure(error))
             return {"CANCELLED"}
         obj: Any = target
         obj[NEUTRAL_PROPERTY] = neutral.to_json()

@@ -51,6 +51,12 @@ def missing_runtime(error: ImportError) -> str:
             "add-on's zip for this platform.")
 
 
+def failure(error: Exception) -> str:
+    """The one-line report for an operator's expected failure: a `FieldsError`'s sentence, or
+    `missing_runtime` for an ImportError."""
+    return missing_runtime(error) if isinstance(error, ImportError) else sentence(str(error))
+
+
 GAPS = {"INTERPOLATE": "interpolate", "HOLD": "hold", "LEAVE": "leave"}  # the panel's No face choice
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import bpy
 
 from . import apply, sessions, settings
-from .common import GAPS, FieldsTargetMixin, missing_runtime, resolve_target, sentence, smoothing_settings
+from .common import GAPS, FieldsTargetMixin, failure, resolve_target, smoothing_settings
 
 if TYPE_CHECKING:
     from bpy._typing.rna_enums import OperatorReturnItems
@@ -181,11 +181,8 @@ class FIELDS_OT_export_livelink(FieldsTargetMixin, bpy.types.Operator):
             else:
                 take = result_take(self.filepath, _sequence_result(context, self.result_path))
             write_take(bpy.path.abspath(self.filepath), take, options.seq_timecode_fps)
-        except FieldsError as error:
-            self.report({"ERROR"}, sentence(str(error)))
-            return {"CANCELLED"}
-        except ImportError as error:
-            self.report({"ERROR"}, missing_runtime(error))
+        except (FieldsError, ImportError) as error:  # ImportError: a runtime library missing from Blender
+            self.report({"ERROR"}, failure(error))
             return {"CANCELLED"}
         self.report({"INFO"}, f"Wrote {len(take.times)} frames to '{self.filepath}'.")
         return {"FINISHED"}

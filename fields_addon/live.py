@@ -25,8 +25,8 @@ import bpy
 from . import apply, preferences, sessions, settings
 from .common import (
     FieldsTargetMixin,
+    failure,
     find_object,
-    missing_runtime,
     planner,
     resolve_target,
     sentence,
@@ -180,10 +180,8 @@ class FIELDS_OT_live_capture(FieldsTargetMixin, bpy.types.Operator):
             return None
         try:
             return LiveSession(context)
-        except FieldsError as error:
-            self.report({"ERROR"}, sentence(str(error)))
-        except ImportError as error:
-            self.report({"ERROR"}, missing_runtime(error))
+        except (FieldsError, ImportError) as error:  # ImportError: a runtime library missing from Blender
+            self.report({"ERROR"}, failure(error))
         return None
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[OperatorReturnItems]:

@@ -17,11 +17,10 @@ import bpy
 from . import apply, preferences, sessions, settings, shape
 from .common import (
     FieldsTargetMixin,
-    missing_runtime,
+    failure,
     photo_source,
     planner,
     resolve_target,
-    sentence,
     target_neutral,
 )
 
@@ -60,11 +59,8 @@ class FIELDS_OT_reconstruct_photo(FieldsTargetMixin, bpy.types.Operator):
             result = planner(context, encoder, target, parts)(expression)
             # Fitted before anything is written, so a failed fit leaves the scene as it was.
             fitted = shape.fit(context, target, result, face) if options.match_shape else None
-        except FieldsError as error:
-            self.report({"ERROR"}, sentence(str(error)))
-            return {"CANCELLED"}
-        except ImportError as error:  # a runtime library missing from this Blender's Python
-            self.report({"ERROR"}, missing_runtime(error))
+        except (FieldsError, ImportError) as error:  # ImportError: a runtime library missing from Blender
+            self.report({"ERROR"}, failure(error))
             return {"CANCELLED"}
         scene = context.scene
         keying = options.insert_keyframes or scene.tool_settings.use_keyframe_insert_auto

@@ -22,8 +22,8 @@ from . import apply, common, preferences, sessions, settings
 from .common import (
     GAPS,
     FieldsTargetMixin,
+    failure,
     find_object,
-    missing_runtime,
     planner,
     resolve_target,
     sentence,
@@ -276,10 +276,8 @@ class FIELDS_OT_apply_sequence(FieldsTargetMixin, bpy.types.Operator):
 
         try:
             return SequenceRun(context)
-        except FieldsError as error:
-            self.report({"ERROR"}, sentence(str(error)))
-        except ImportError as error:
-            self.report({"ERROR"}, missing_runtime(error))
+        except (FieldsError, ImportError) as error:  # ImportError: a runtime library missing from Blender
+            self.report({"ERROR"}, failure(error))
         return None
 
     def _finish(self, context: bpy.types.Context, run: SequenceRun) -> set[OperatorReturnItems]:
